@@ -1,0 +1,42 @@
+# The README's two set-up commands are `make demo` and `make test`; both bootstrap
+# everything they need (venv, pinned requirements, Airflow metadata DB) from nothing.
+SHELL := /bin/bash
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	&& { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+export AIRFLOW_HOME := $(CURDIR)
+export AIRFLOW__CORE__UNIT_TEST_MODE ?= False
+STAMP := $(VENV)/.installed
+
+.PHONY: bootstrap test demo bench lint clean
+bootstrap: $(STAMP) var/airflow.db
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt -c constraints.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+var/airflow.db: $(STAMP)
+	mkdir -p var
+	$(BIN)/airflow db migrate > var/db-migrate.log 2>&1 || { tail -20 var/db-migrate.log; exit 1; }
+
+test: bootstrap
+	$(BIN)/python -m pytest
+
+demo: bootstrap
+	$(BIN)/python -m smsdrop.demo
+
+bench: bootstrap
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check include/smsdrop tests bench dags plugins
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,296 @@
+"""Send windows: when a marketing SMS may be scheduled, per destination country.
+
+Why this is a guard and not a nicety: the provider *queues* a French marketing SMS due
+outside 08:00–22:00 to the next day 08:00 and *rejects* one due on a Sunday or a public
+holiday. A slot we plan must therefore never be one the provider would move or refuse:
+:func:`check` decides, :func:`next_allowed` finds the first acceptable slot.
+
+Rules are data (:data:`WINDOWS`); the code only interprets a :class:`SendWindow`.
+Windows are half-open, ``[start, end)`` in the country's wall time: 08:00 is allowed, 22:00
+is not. A country without an entry has no rule we know of and is always allowed (see
+docs/decisions-names-windows-reports.md); ``end == 00:00`` means midnight at the end of the
+day (24:00).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache, cached_property
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+
+from smsdrop.naming import require_aware, to_instant
+
+__all__ = [
+    "MIDNIGHT",
+    "SUBDIVISION_ALIASES",
+    "WEEKDAY_NAMES",
+    "WINDOWS",
+    "SendWindow",
+    "WindowDecision",
+    "check",
+    "next_allowed",
+    "window_for",
+]
+
+#: As an ``end``: midnight at the end of the day (24:00).
+MIDNIGHT: Final = time(0)
+WEEKDAY_NAMES: Final = (
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+)
+#: How far :func:`next_allowed` looks before declaring a window unsatisfiable.
+MAX_SEARCH_DAYS: Final = 400
+#: Names people use for a subdivision → the code the ``holidays`` package knows. Bas-Rhin
+#: (67) and Haut-Rhin (68) are "6AE" (Collectivité européenne d'Alsace); Moselle is "57".
+SUBDIVISION_ALIASES: Final[dict[str, dict[str, str]]] = {
+    "FR": {"67": "6AE", "68": "6AE"},
+}
+
+
+@cache
+def _calendar(country: str, subdivision: str | None) -> holidays.HolidayBase:
+    """Public holidays of a country, named in its own language ("Noël", not "Christmas")."""
+    try:
+        cls = holidays.country_holidays(country, subdiv=subdivision)
+        return holidays.country_holidays(country, subdiv=subdivision, language=cls.default_language)
+    except NotImplementedError as exc:
+        raise ValueError(f"holidays for {country!r} subdivision {subdivision!r}: {exc}") from None
+
+
+def _hhmm(t: time, *, end: bool = False) -> str:
+    return "24:00" if end and t == MIDNIGHT else t.strftime("%H:%M")
+
+
+@dataclass(frozen=True)
+class SendWindow:
+    """Where and when sending is allowed: ``weekdays`` (0 = Monday) from ``start`` to ``end``
+    in ``timezone``, except the public holidays of ``holidays_country``/``subdivision``.
+
+    Configure with :meth:`replace` (e.g. ``end=time(20)`` where operators apply 20:00).
+    """
+
+    country: str
+    timezone: str
+    weekdays: frozenset[int]
+    start: time
+    end: time
+    holidays_country: str | None
+    subdivision: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weekdays", frozenset(self.weekdays))
+        if not self.weekdays or not self.weekdays <= frozenset(range(7)):
+            raise ValueError(f"weekdays must be a non-empty subset of 0..6, got {self.weekdays}")
+        for label, t in (("start", self.start), ("end", self.end)):
+            if t.tzinfo is not None or t.second or t.microsecond:
+                raise ValueError(f"{label} must be a naive time on the minute, got {t!r}")
+        if self.end != MIDNIGHT and self.end <= self.start:
+            raise ValueError(
+                f"end {_hhmm(self.end)} must be after start {_hhmm(self.start)} "
+                "(windows do not cross midnight; use end=00:00 for 24:00)"
+            )
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {self.timezone!r}") from None
+        if self.holidays_country is None:
+            if self.subdivision is not None:
+                raise ValueError("a subdivision needs holidays_country")
+        else:
+            _calendar(self.holidays_country, self.subdivision)  # fail now, not at check time
+
+    def replace(self, **changes: Any) -> SendWindow:
+        """A copy with some fields changed, validated like any window."""
+        return dataclasses.replace(self, **changes)
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def label(self) -> str:
+        """``08:00–22:00``: how reasons and errors show the hours."""
+        return f"{_hhmm(self.start)}–{_hhmm(self.end, end=True)}"
+
+    @property
+    def full_day(self) -> bool:
+        """00:00–24:00: days touch at midnight, so a send may run from one into the next."""
+        return self.start == MIDNIGHT and self.end == MIDNIGHT
+
+    @property
+    def unrestricted(self) -> bool:
+        """Every instant is allowed: nothing to compute."""
+        return self.full_day and len(self.weekdays) == 7 and self.holidays_country is None
+
+    @property
+    def length(self) -> timedelta:
+        """Nominal length of a day's window (wall clock; a DST day may differ by an hour)."""
+        end = timedelta(days=1) if self.end == MIDNIGHT else _as_delta(self.end)
+        return end - _as_delta(self.start)
+
+    def closed_reason(self, day: date) -> str | None:
+        """Why the whole local ``day`` is closed (weekday, holiday), or None if it is open."""
+        if day.weekday() not in self.weekdays:
+            return WEEKDAY_NAMES[day.weekday()]
+        if self.holidays_country is not None:
+            name = _calendar(self.holidays_country, self.subdivision).get(day)
+            if name:
+                return f"public holiday: {name}"
+        return None
+
+    def bounds(self, day: date) -> tuple[datetime, datetime]:
+        """The window of a local ``day`` as UTC instants ``[start, end)`` (DST-safe)."""
+        start = to_instant(datetime.combine(day, self.start), self.tz)
+        end_day = day + timedelta(days=1) if self.end == MIDNIGHT else day
+        return start, to_instant(datetime.combine(end_day, self.end), self.tz)
+
+
+def _as_delta(t: time) -> timedelta:
+    return timedelta(hours=t.hour, minutes=t.minute)
+
+
+_ALL_WEEK: Final = frozenset(range(7))
+
+#: Known rules per destination country (ISO 3166 alpha-2). France: marketing SMS
+#: Monday–Saturday 08:00–22:00 Paris time, never on Sundays or public holidays (provider's
+#: terms and French practice). Overseas departments (RE, GP, MQ, GF, YT, …) are NOT
+#: covered: they have their own time zones and no rule was given for them.
+WINDOWS: Final[dict[str, SendWindow]] = {
+    "FR": SendWindow(
+        country="FR",
+        timezone="Europe/Paris",
+        weekdays=frozenset(range(6)),
+        start=time(8),
+        end=time(22),
+        holidays_country="FR",
+    ),
+}
+
+
+def window_for(
+    country: str,
+    *,
+    start: time | None = None,
+    end: time | None = None,
+    subdivision: str | None = None,
+) -> SendWindow:
+    """The window of ``country``, with deployment overrides.
+
+    An unknown country gets an unrestricted window (every day, 00:00–24:00, no holidays):
+    we know no rule for it, and refusing would block every foreign campaign. Overrides apply
+    to that window too (``end=time(20)`` for an unknown country means 00:00–20:00 daily).
+    ``subdivision`` accepts the ``holidays`` codes and :data:`SUBDIVISION_ALIASES`
+    (``"57"``, ``"67"``, ``"68"`` for Alsace-Moselle: Good Friday and 26 December).
+    """
+    code = country.strip().upper()
+    window = WINDOWS.get(code) or SendWindow(code, "UTC", _ALL_WEEK, MIDNIGHT, MIDNIGHT, None)
+    changes: dict[str, Any] = {}
+    if start is not None:
+        changes["start"] = start
+    if end is not None:
+        changes["end"] = end
+    if subdivision is not None:
+        aliases = SUBDIVISION_ALIASES.get(window.holidays_country or "", {})
+        changes["subdivision"] = aliases.get(subdivision, subdivision)
+    return window.replace(**changes) if changes else window
+
+
+@dataclass(frozen=True)
+class WindowDecision:
+    """The answer of :func:`check`: allowed or not, why, and the first acceptable instant.
+
+    ``next`` is ``at`` itself when allowed, else a UTC-aware instant (UTC so that comparing
+    and adding durations are exact; ``.astimezone`` to display).
+    """
+
+    allowed: bool
+    next: datetime
+    reason: str
+
+
+def check(
+    at: datetime,
+    country: str = "FR",
+    window: SendWindow | None = None,
+    duration: timedelta = timedelta(0),
+) -> WindowDecision:
+    """May a send start at ``at`` (aware) and run for ``duration`` inside one window?
+
+    The send occupies ``[at, at + duration)``: it fits when ``at`` is in the day's window
+    and ``at + duration <= end`` (half-open, like the window: a one-hour send started at
+    21:00 ends by 22:00). ``window`` wins over ``country`` when given.
+    """
+    require_aware(at, "at")
+    w = window if window is not None else window_for(country)
+    _check_duration(w, duration)
+    if w.unrestricted:
+        return WindowDecision(True, at, f"allowed: no send window rules for {w.country}")
+    reason = _refusal(w, at.astimezone(UTC), duration)
+    if reason is None:
+        return WindowDecision(True, at, "allowed")
+    return WindowDecision(False, _search(w, at.astimezone(UTC), duration), reason)
+
+
+def next_allowed(
+    at: datetime,
+    country: str = "FR",
+    window: SendWindow | None = None,
+    duration: timedelta = timedelta(0),
+) -> datetime:
+    """The first instant ``>= at`` at which :func:`check` allows a send of ``duration``."""
+    return check(at, country, window, duration).next
+
+
+def _check_duration(w: SendWindow, duration: timedelta) -> None:
+    if duration < timedelta(0):
+        raise ValueError(f"duration must not be negative, got {duration}")
+    if not w.full_day and duration > w.length:
+        raise ValueError(f"a send of {duration} never fits in the {w.country} window {w.label}")
+
+
+def _refusal(w: SendWindow, at: datetime, duration: timedelta) -> str | None:
+    """Why ``at`` (UTC) is refused, or None. Day closures first: they are the rejections."""
+    day = at.astimezone(w.tz).date()
+    closed = w.closed_reason(day)
+    if closed is not None:
+        return closed
+    start, end = w.bounds(day)
+    if not start <= at < end:
+        return f"outside {w.label}"
+    if not _fits(w, day, end, at + duration):
+        local = at.astimezone(w.tz).strftime("%H:%M")
+        return f"a send of {duration} from {local} ends after {_hhmm(w.end, end=True)}"
+    return None
+
+
+def _fits(w: SendWindow, day: date, end: datetime, finish: datetime) -> bool:
+    """Does a send finishing at ``finish`` stay in the window (through midnight if full-day)?"""
+    while finish > end:
+        day += timedelta(days=1)
+        if not w.full_day or w.closed_reason(day) is not None:
+            return False
+        end = w.bounds(day)[1]
+    return True
+
+
+def _search(w: SendWindow, at: datetime, duration: timedelta) -> datetime:
+    """Earliest instant >= ``at`` (UTC) where a send of ``duration`` is allowed."""
+    day = at.astimezone(w.tz).date()
+    for _ in range(MAX_SEARCH_DAYS):
+        if w.closed_reason(day) is None:
+            start, end = w.bounds(day)
+            candidate = max(at, start)
+            if candidate < end and _fits(w, day, end, candidate + duration):
+                return candidate
+        day += timedelta(days=1)
+    raise ValueError(f"no allowed slot within {MAX_SEARCH_DAYS} days in the window {w.label}")
