@@ -21,6 +21,7 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
+
 from smsdrop.gsm import (
     GSM_BASIC,
     GSM_EXTENSION,

@@ -19,6 +19,7 @@ import pandas as pd
 import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from smsdrop.msisdn import classify
 
 ROWS = 1_000_000

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -261,9 +261,7 @@ def read_records(data: bytes, source: str, *, encoding: str = "utf-8") -> Parsed
         ),
     )
     records, lines, bad_lines = _number_records(table, [number for number, _ in bad])
-    table = table.append_column("record", pa.array(records)).append_column(
-        "line", pa.array(lines)
-    )
+    table = table.append_column("record", pa.array(records)).append_column("line", pa.array(lines))
     malformed = [
         Malformed(number, line, fields)
         for (number, fields), line in zip(bad, bad_lines, strict=True)

@@ -23,8 +23,10 @@ SPEC_LINE = (
 def table(rows: list[tuple[str, str, str, str]]) -> pa.Table:
     columns = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
     return pa.table(
-        {name: pa.array(list(col), pa.string())
-         for name, col in zip(("idremote", "msisdn", "oadc", "msg"), columns, strict=True)}
+        {
+            name: pa.array(list(col), pa.string())
+            for name, col in zip(("idremote", "msisdn", "oadc", "msg"), columns, strict=True)
+        }
     )
 
 
@@ -56,14 +58,22 @@ def test_line_end_is_configurable() -> None:
 
 def test_nulls_are_refused() -> None:
     with pytest.raises(ValueError, match="msg"):
-        encode_records(pa.table({"idremote": ["A"], "msisdn": ["+1"], "oadc": ["S"],
-                                 "msg": pa.array([None], pa.string())}))
+        encode_records(
+            pa.table(
+                {
+                    "idremote": ["A"],
+                    "msisdn": ["+1"],
+                    "oadc": ["S"],
+                    "msg": pa.array([None], pa.string()),
+                }
+            )
+        )
 
 
 hostile = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
     max_size=40,
-) | st.sampled_from([";", '"', '""', "\r\n", "\n", "\r", "a;b\"c\nd", "😀 €", " "])
+) | st.sampled_from([";", '"', '""', "\r\n", "\n", "\r", 'a;b"c\nd', "😀 €", " "])
 
 
 @given(st.lists(st.tuples(hostile, hostile, hostile, hostile), min_size=1, max_size=30))
@@ -100,7 +110,10 @@ def test_writer_splits_at_the_cap_and_reports_manifests(tmp_path) -> None:
     writer.write(table(rows[7:]))
     manifests = writer.finish(lambda index, count: f"part{index}of{count}.csv")
     assert [(m.name, m.rows) for m in manifests] == [
-        ("part0of3.csv", 10), ("part1of3.csv", 10), ("part2of3.csv", 5)]
+        ("part0of3.csv", 10),
+        ("part1of3.csv", 10),
+        ("part2of3.csv", 5),
+    ]
     for manifest in manifests:
         data = (tmp_path / manifest.name).read_bytes()
         assert manifest.bytes == len(data)
@@ -114,6 +127,7 @@ def test_writer_other_encoding_and_unencodable_text(tmp_path) -> None:
     writer = SendFileWriter(tmp_path, encoding="iso-8859-1")
     writer.write(table([("A", "+33612345678", "S", "été")]))
     (manifest,) = writer.finish(lambda i, n: "f.csv")
+    assert manifest.rows == 1
     assert (tmp_path / "f.csv").read_bytes() == "A;+33612345678;S;été\r\n".encode("iso-8859-1")
     writer = SendFileWriter(tmp_path / "b", encoding="iso-8859-1")
     with pytest.raises(InputError, match="cannot be written in iso-8859-1"):

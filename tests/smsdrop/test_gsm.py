@@ -19,6 +19,7 @@ import pytest
 from gsm0338.charset import BASIC_CHARACTER_SET_EXTENSION
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from smsdrop import gsm
 from smsdrop.gsm import (
     GSM_BASIC,

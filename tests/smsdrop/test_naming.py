@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from smsdrop.errors import InvalidName
 from smsdrop.naming import (
     EXTENSIONS,

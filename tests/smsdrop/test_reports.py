@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from smsdrop.errors import InputError
 from smsdrop.naming import PARIS, to_instant
 from smsdrop.reports import (

@@ -11,6 +11,7 @@ import holidays
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from smsdrop.windows import WINDOWS, SendWindow, check, next_allowed, window_for
 
 PARIS = ZoneInfo("Europe/Paris")
