@@ -111,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SmsdropError as error:
         print(f"smsdrop {args.command}: {error}", file=sys.stderr)
         return EXIT_PROBLEMS
+    except OSError as error:
+        print(f"smsdrop {args.command}: {error.filename}: {error.strerror}", file=sys.stderr)
+        return EXIT_PROBLEMS
     except KeyboardInterrupt:
         return 130
     except Exception as error:

@@ -35,7 +35,7 @@ a character that IS in GSM (``é è à ù Ç É`` stay). What remains non-GSM af
 Every value is plain ASCII, in the GSM basic table, and no longer in UTF-8 bytes than its key:
 that is what lets the vectorised path rewrite all texts' UTF-8 bytes with one compaction and
 know the new counts without rescanning (tests enforce it).
-The decisions behind the table are in ``docs/decisions-gsm.md``.
+The decisions behind the table are in ``docs/PROTOCOL.md``.
 
 Two implementations, on purpose
 -------------------------------

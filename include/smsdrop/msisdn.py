@@ -8,7 +8,7 @@ O(distinct countries) of Python.
 
 The results follow ``phonenumbers`` exactly (``parse`` then ``is_valid_number``,
 ``number_type``, ``region_code_for_number``, ``format_number(E164)``) for the input syntax we
-accept; the deliberate divergences are listed in ``docs/decisions-msisdn.md``:
+accept; the deliberate divergences are listed in ``docs/PROTOCOL.md``:
 
 * only ASCII digits, one leading ``+``, whitespace (any Unicode space) and ``. - ( ) /`` are
   accepted; letters, extensions, ``tel:`` URIs, ``++`` and other characters make a row INVALID

@@ -6,7 +6,7 @@ is rejected or, worse, scheduled at the wrong time, so names are built and parse
 from one table of rules (:data:`PARTS`, :data:`EXTENSIONS`), and every refusal says which
 part is wrong, what was expected and what was found.
 
-Time rules (see docs/decisions-names-windows-reports.md):
+Time rules (see docs/PROTOCOL.md):
 
 * building: an aware instant is converted to Europe/Paris (always unambiguous) and floored
   to the minute, so the name never announces a time later than the one asked for;

@@ -173,11 +173,31 @@ _STRINGS = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.String
 def _read_csv(path: Path, columns: list[str], batch_size: int) -> Iterator[pd.DataFrame]:
     delimiter, present = _csv_header(path)
     _check_columns(path, present, columns)
+    ragged: list[tuple[int | None, int]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        # Keep the position only: the row's text holds personal data.
+        ragged.append((row.number, row.actual_columns))
+        return "skip"
+
+    def refuse() -> None:
+        line, found = ragged[0]
+        if line is None:  # the streaming reader does not number rows: find it (error path)
+            line, found = _first_ragged_line(path, delimiter, len(present))
+        raise InputError(
+            f"{found} fields where the header has {len(present)}"
+            + (f" ({len(ragged)} such rows in this block)" if len(ragged) > 1 else ""),
+            file=str(path),
+            line=line,
+        )
+
     try:
         reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in present},
                 include_columns=columns,
@@ -187,6 +207,8 @@ def _read_csv(path: Path, columns: list[str], batch_size: int) -> Iterator[pd.Da
         pending: list[pa.RecordBatch] = []
         rows = 0
         for batch in reader:
+            if ragged:
+                refuse()
             pending.append(batch)
             rows += batch.num_rows
             while rows >= batch_size:
@@ -194,10 +216,23 @@ def _read_csv(path: Path, columns: list[str], batch_size: int) -> Iterator[pd.Da
                 yield _frame(table.slice(0, batch_size))
                 rest = table.slice(batch_size)
                 pending, rows = rest.to_batches(), rest.num_rows
+        if ragged:
+            refuse()
         if rows:
             yield _frame(pa.Table.from_batches(pending))
     except pa.ArrowInvalid as error:
-        raise InputError(f"cannot read the audience as CSV: {error}", file=str(path)) from None
+        reason = str(error).splitlines()[0].split(":")[0]  # the kind, not the data
+        raise InputError(f"cannot read the audience as CSV ({reason})", file=str(path)) from None
+
+
+def _first_ragged_line(path: Path, delimiter: str, expected: int) -> tuple[int | None, int]:
+    """The line (from 1) and field count of the first record without ``expected`` fields."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        for record in reader:
+            if record and len(record) != expected:
+                return reader.line_num, len(record)
+    return None, expected
 
 
 def read_optouts(path: Path, default_region: str = "FR") -> pd.Series:

@@ -14,8 +14,7 @@ used for incremental reads follow pyarrow's tokenizer (a quote only opens a fiel
 start; after the closing quote the field continues unquoted; CRLF, LF or a lone CR end a
 record) so that reading a growing file in pieces gives the same rows as reading it whole.
 
-What our sandbox writes (and the formats accepted) are in docs/decisions-names-windows-
-reports.md: DATE ``YYYYMMDD``, HOUR ``HHMMSS``, CRLF line ends, fields quoted only when
+What our sandbox writes (and the formats accepted) are in docs/PROTOCOL.md: DATE ``YYYYMMDD``, HOUR ``HHMMSS``, CRLF line ends, fields quoted only when
 they must be.
 """
 

@@ -8,7 +8,7 @@ holiday. A slot we plan must therefore never be one the provider would move or r
 Rules are data (:data:`WINDOWS`); the code only interprets a :class:`SendWindow`.
 Windows are half-open, ``[start, end)`` in the country's wall time: 08:00 is allowed, 22:00
 is not. A country without an entry has no rule we know of and is always allowed (see
-docs/decisions-names-windows-reports.md); ``end == 00:00`` means midnight at the end of the
+docs/PROTOCOL.md); ``end == 00:00`` means midnight at the end of the
 day (24:00).
 """
 

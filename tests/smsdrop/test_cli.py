@@ -200,3 +200,24 @@ def test_prepare_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "SERVICEID" in result.stderr
+
+
+def test_prepare_ragged_or_undecodable_csv_names_file_and_line(tmp_path: Path) -> None:
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("idremote,msisdn\nA,0612345678\nB,0612345679,extra\n")
+    args = ["--service-id", "12345", "--campaign", "p", "--sender", "S", "--message", "m"]
+    result = smsdrop("prepare", str(ragged), *args, "--out", str(tmp_path / "o"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"smsdrop prepare: {ragged}:3: 3 fields where the header has 2"
+    )
+    assert "0612345679" not in result.stderr
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"idremote,msisdn\nA,06\xff12345678\n")
+    result = smsdrop("prepare", str(binary), *args, "--out", str(tmp_path / "p"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert str(binary) in result.stderr and "0612345678" not in result.stderr
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    result = smsdrop("prepare", str(ragged), *args, "--out", str(blocked / "out"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr

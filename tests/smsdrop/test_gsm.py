@@ -36,7 +36,7 @@ from smsdrop.reasons import Reason
 
 ESC = "\x1b"
 #: Where the oracle differs from the 3GPP default alphabet: it encodes ESC (0x1B) as a
-#: character, but ESC is the escape to the extension table, never text (docs/decisions-gsm.md).
+#: character, but ESC is the escape to the extension table, never text (docs/PROTOCOL.md).
 ORACLE_DIFFERENCES = {ESC}
 EMOJI = "😀"
 SPEC_EXAMPLE = (

@@ -85,7 +85,7 @@ def reference(raw: object, region: str) -> tuple[str | None, str, str | None]:
     digits = re.sub(r"[^0-9]", "", raw)
     idd = PhoneMetadata.metadata_for_region(region).international_prefix
     try:
-        # Decision (docs/decisions-msisdn.md): "00" + non-zero digit is an international prefix
+        # Decision (docs/PROTOCOL.md): "00" + non-zero digit is an international prefix
         # whatever the default region; phonenumbers only knows the region's own prefix.
         if re.match("00[1-9]", digits) and not (idd and re.match(idd, digits)):
             number = phonenumbers.parse("+" + digits[2:], None)
