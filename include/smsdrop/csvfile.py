@@ -240,7 +240,30 @@ def read_records(data: bytes, source: str, *, encoding: str = "utf-8") -> Parsed
         bad.append((row.number or 0, row.actual_columns))
         return "skip"
 
-    table = pacsv.read_csv(
+    if not data:  # pyarrow refuses an empty buffer
+        columns = {name: pa.array([], pa.large_string()) for name in SEND_FIELDS}
+        empty = pa.array([], pa.int64())
+        return ParsedRecords(pa.table({**columns, "record": empty, "line": empty}), [])
+    try:
+        table = _parse(data, on_invalid)
+    except pa.ArrowInvalid as error:
+        kind = str(error).splitlines()[0].split(":")[0]  # the kind of fault, not the data
+        raise CsvStructureError(f"not a readable RFC 4180 file ({kind})", file=source) from None
+    records, lines, bad_lines = _number_records(table, [number for number, _ in bad])
+    table = table.append_column("record", pa.array(records)).append_column("line", pa.array(lines))
+    malformed = [
+        Malformed(number, line, fields)
+        for (number, fields), line in zip(bad, bad_lines, strict=True)
+    ]
+    return ParsedRecords(table, malformed)
+
+
+class CsvStructureError(InputError):
+    """Bytes that are not a CSV at all (an unterminated quote, say), as opposed to bad records."""
+
+
+def _parse(data: bytes, on_invalid: Callable[[pacsv.InvalidRow], str]) -> pa.Table:
+    return pacsv.read_csv(
         pa.py_buffer(data),
         read_options=pacsv.ReadOptions(
             column_names=list(SEND_FIELDS), use_threads=False, block_size=1 << 26
@@ -260,13 +283,6 @@ def read_records(data: bytes, source: str, *, encoding: str = "utf-8") -> Parsed
             quoted_strings_can_be_null=False,
         ),
     )
-    records, lines, bad_lines = _number_records(table, [number for number, _ in bad])
-    table = table.append_column("record", pa.array(records)).append_column("line", pa.array(lines))
-    malformed = [
-        Malformed(number, line, fields)
-        for (number, fields), line in zip(bad, bad_lines, strict=True)
-    ]
-    return ParsedRecords(table, malformed)
 
 
 def _number_records(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from smsdrop import naming
-from smsdrop.csvfile import MAX_RECORDS, SEND_FIELDS, read_records
+from smsdrop.csvfile import MAX_RECORDS, SEND_FIELDS, CsvStructureError, read_records
 from smsdrop.errors import InputError
 from smsdrop.reasons import Reason
 from smsdrop.validation import Dedupe, Rules, validate
@@ -85,6 +85,9 @@ def check_file(
         return report
     try:
         parsed = read_records(data, str(path), encoding=encoding)
+    except CsvStructureError as error:
+        report.problems.append(Problem("CSV_INVALID", error.reason))
+        return report
     except InputError as error:
         report.problems.append(Problem("ENCODING_INVALID", error.reason, line=error.line))
         return report
