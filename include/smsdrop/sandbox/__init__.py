@@ -1,0 +1,26 @@
+"""A twin of the provider's SFTP drop-box, for tests, demos and trying campaigns safely.
+
+A real SFTP server (asyncssh) with the provider's directories, naming, checks, schedule
+rules, delays and reports, on a simulated clock, recording everything in an event log.
+Start it with ``smsdrop sandbox serve`` or from Python::
+
+    from smsdrop.sandbox import Sandbox, SandboxConfig
+    with Sandbox(SandboxConfig(root=Path("var/sandbox"), port=0)) as sandbox:
+        ...  # upload with any SFTP client to 127.0.0.1:sandbox.port
+
+See docs/SANDBOX.md (how to use it) and docs/decisions-sandbox.md (how it reads the spec).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from smsdrop.sandbox.app import Sandbox
+from smsdrop.sandbox.clock import SimClock
+from smsdrop.sandbox.config import STATUSES, Outcome, SandboxConfig
+from smsdrop.sandbox.events import events, iter_events
+
+__all__ = ["STATUSES", "Outcome", "Sandbox", "SandboxConfig", "SimClock", "events", "iter_events"]
+
+# A library does not decide where logs go; the command configures a handler.
+logging.getLogger("smsdrop.sandbox").addHandler(logging.NullHandler())

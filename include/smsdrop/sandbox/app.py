@@ -1,0 +1,306 @@
+"""The sandbox as one object: ``Sandbox(config).start()`` … ``.stop()``, or ``with``.
+
+It runs its own asyncio loop in a background thread of the calling process, so a test can
+start one in milliseconds, drive its clock (:meth:`Sandbox.advance`) and read its event
+log directly. For a separate process (demo, benchmark, someone's manual test) use the
+command: ``smsdrop sandbox serve`` wraps this same class and stops on SIGINT/SIGTERM.
+
+Threads: the event loop (SSH/SFTP, the ``Send/`` scan, timers) and one worker (file
+checks, sends, ACKs, replies, retention, inbox) — see :mod:`smsdrop.sandbox.scheduler`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Self
+
+import asyncssh
+
+from smsdrop.sandbox.clock import SimClock
+from smsdrop.sandbox.config import SandboxConfig
+from smsdrop.sandbox.engine import Engine, FileAges
+from smsdrop.sandbox.events import EventLog, events
+from smsdrop.sandbox.intake import Intake, OpenFiles
+from smsdrop.sandbox.layout import Layout
+from smsdrop.sandbox.replies import read_requests, write_request
+from smsdrop.sandbox.scheduler import Scheduler
+from smsdrop.sandbox.server import Context, SandboxSSHServer, load_authorized_keys
+
+__all__ = ["Sandbox", "load_or_create_key"]
+
+log = logging.getLogger("smsdrop.sandbox")
+
+
+def load_or_create_key(path: Path, comment: str) -> asyncssh.SSHKey:
+    """A persistent ed25519 private key: read it, or create it (mode 0600) the first time."""
+    if path.exists():
+        return asyncssh.read_private_key(str(path))
+    key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    key.write_private_key(str(partial))
+    partial.chmod(0o600)
+    partial.replace(path)
+    key.write_public_key(str(path) + ".pub")
+    return key
+
+
+class Sandbox:
+    """A running provider twin. Not reusable: one start, one stop."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.layout = Layout(config.root)
+        self.clock = SimClock(config.start, config.speed)
+        self.host_key: asyncssh.SSHKey | None = None
+        self.client_key_path: Path | None = None
+        self.port: int = config.port
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._scheduler: Scheduler | None = None
+        self._engine: Engine | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self, timeout: float = 30.0) -> Sandbox:
+        """Listen and process; returns once the server accepts connections."""
+        if self._thread is not None:
+            raise RuntimeError("a Sandbox starts once")
+        self._prepare()
+        self._thread = threading.Thread(target=self._run, name="sandbox-loop", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the sandbox did not start")
+        if self._startup_error is not None:
+            self._thread.join()
+            raise self._startup_error
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Close the listener and every connection, finish the running job, stop."""
+        if self._thread is None or self._loop is None or self._stop is None:
+            return
+        if self._thread.is_alive() and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # --- what clients need ----------------------------------------------------------------
+
+    @property
+    def host_public_key(self) -> str:
+        """The host key's public line (``ssh-ed25519 AAAA… comment``) for clients to pin."""
+        assert self.host_key is not None
+        return self.host_key.export_public_key("openssh").decode().strip()
+
+    def known_hosts_line(self, host: str | None = None) -> str:
+        """An OpenSSH ``known_hosts`` line for this server (``[host]:port`` off port 22)."""
+        host = host or self.config.host
+        where = host if self.port == 22 else f"[{host}]:{self.port}"
+        key_type, key_data = self.host_public_key.split()[:2]
+        return f"{where} {key_type} {key_data}"
+
+    # --- driving it (tests, demo) ---------------------------------------------------------
+
+    def advance(self, delta: timedelta) -> datetime:
+        """Jump the simulated clock forward; what fell due runs at once."""
+        return self.clock.advance(delta)
+
+    def events(self, kind: str | None = None, **match: Any) -> list[dict]:
+        return events(self.layout.root, kind, **match)
+
+    def wait_for(
+        self, kind: str, count: int = 1, timeout: float = 20.0, **match: Any
+    ) -> list[dict]:
+        """Wait (real time) until the log holds ``count`` events of ``kind`` matching."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.events(kind, **match)
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(found)}/{count} {kind} event(s) {match} after {timeout}s")
+            time.sleep(0.02)
+
+    def settle(self, timeout: float = 20.0) -> None:
+        """Wait until everything due by the simulated now has happened: scheduled jobs, a
+        scan of ``Send/``, inbox requests and retention. Tests call it instead of sleeping
+        before they assert that something did *not* happen."""
+        if self._loop is None or self._scheduler is None:
+            return
+        deadline = time.monotonic() + timeout
+        for _ in range(2):  # a round may move the clock (inbox) and make jobs due
+            if not self._scheduler.wait_idle(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError("scheduled jobs still running")
+            round_ = asyncio.run_coroutine_threadsafe(self._round(), self._loop)
+            round_.result(max(0.0, deadline - time.monotonic()))
+
+    def reply(self, msisdn: str, text: str, timeout: float = 20.0) -> dict:
+        """Inject a reply (as ``smsdrop sandbox reply`` does) and wait for its event."""
+        request_id = write_request(
+            self.layout.inbox, {"type": "reply", "msisdn": msisdn, "text": text}
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for kind in ("reply_received", "reply_unmatched"):
+                found = self.events(kind, request=request_id)
+                if found:
+                    return found[0]
+            time.sleep(0.02)
+        raise TimeoutError("the reply was not taken")
+
+    @property
+    def balance(self) -> int | None:
+        return self._engine.balance if self._engine else self.config.balance
+
+    # --- inside ---------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Files and keys, in the caller's thread (errors surface as plain exceptions)."""
+        self.layout.create()
+        key_path = self.config.host_key or self.layout.host_key
+        self.host_key = load_or_create_key(key_path, "smsdrop-sandbox-host")
+        self._keys = (
+            load_authorized_keys(self.config.authorized_keys) if self.config.authorized_keys else []
+        )
+        self._password = None
+        if self.config.password_file:
+            self._password = self.config.password_file.read_text("utf-8").splitlines()[0]
+        if not self._keys and self._password is None:
+            # No authentication configured: a client key of our own, so the sandbox is never
+            # open to anyone, and the README can say "use .sandbox/client_ed25519".
+            client = load_or_create_key(self.layout.client_key, "smsdrop-sandbox-client")
+            self._keys = [client]
+            self.client_key_path = self.layout.client_key
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as error:
+            if not self._ready.is_set():
+                self._startup_error = error
+                self._ready.set()
+            else:
+                log.exception("the sandbox stopped on an error")
+
+    def _on_error(self, what: str, error: BaseException) -> None:
+        log.error("sandbox %s failed: %s: %s", what, type(error).__name__, error, exc_info=error)
+        self._events.emit("internal_error", self.clock.now(), job=what, error=type(error).__name__)
+
+    async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop, self._stop = loop, asyncio.Event()
+        config = self.config
+        self._events = log_ = EventLog(self.layout.events)
+        executor = ThreadPoolExecutor(1, thread_name_prefix="sandbox-worker")
+        scheduler = Scheduler(self.clock, executor, self._on_error)
+        ages = FileAges()
+        engine = Engine(config, self.layout, self.clock, log_, scheduler, ages)
+        open_files = OpenFiles()
+        intake = Intake(
+            config,
+            self.layout,
+            self.clock,
+            log_,
+            engine,
+            ages,
+            open_files,
+            executor,
+            self._on_error,
+        )
+        self._scheduler, self._engine, self._intake = scheduler, engine, intake
+        self._open_files, self._executor = open_files, executor
+        ctx = Context(
+            config, self.layout, self.clock, log_, intake, open_files, self._keys, self._password
+        )
+        acceptor = await asyncssh.listen(
+            config.host,
+            config.port,
+            server_factory=lambda: SandboxSSHServer(ctx),
+            server_host_keys=[self.host_key],
+            reuse_address=True,
+            allow_pty=False,
+            agent_forwarding=False,
+            x11_forwarding=False,
+        )
+        self.port = acceptor.get_port()
+        tasks = [loop.create_task(scheduler.run(), name="scheduler")]
+        intake.start(loop)
+        tasks.append(loop.create_task(self._housekeeping()))
+        log_.emit(
+            "sandbox_started",
+            self.clock.now(),
+            host=config.host,
+            port=self.port,
+            host_key=self.host_key.get_fingerprint(),
+            speed=self.clock.speed,
+            allow_ips=list(config.allow_ips),
+        )
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            acceptor.close()
+            for conn in list(ctx.connections):
+                conn.close()
+            await acceptor.wait_closed()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await loop.run_in_executor(
+                None, lambda: executor.shutdown(wait=True, cancel_futures=True)
+            )
+            log_.emit("sandbox_stopped", self.clock.now())
+            log_.close()
+
+    async def _housekeeping(self) -> None:
+        """Every ``poll_interval``: scan ``Send/``, take inbox requests, apply retention."""
+        while True:
+            try:
+                await self._round()
+            except Exception as error:  # noqa: BLE001 - keep the provider running
+                self._on_error("housekeeping", error)
+            await asyncio.sleep(self.config.poll_interval)
+
+    async def _round(self) -> None:
+        """One housekeeping round (on the loop); the file work runs on the worker."""
+        self._intake.scan()
+        busy = self._open_files.inodes()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._chores, self._engine, busy)
+
+    def _chores(self, engine: Engine, busy: frozenset[int]) -> None:
+        for path, request in read_requests(self.layout.inbox):
+            kind = request.get("type")
+            if kind == "reply":
+                engine.inject_reply(
+                    str(request.get("msisdn", "")),
+                    str(request.get("text", "")),
+                    str(request.get("id")),
+                )
+            elif kind == "advance":
+                seconds = float(request.get("seconds", 0))
+                self.clock.advance(timedelta(seconds=max(0.0, seconds)))
+                self._events.emit(
+                    "clock_advanced", self.clock.now(), seconds=seconds, request=request.get("id")
+                )
+            path.unlink(missing_ok=True)
+        engine.sweep(self.clock.now(), busy)

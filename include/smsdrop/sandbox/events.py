@@ -1,0 +1,88 @@
+"""The sandbox's event log: one JSON object per line, the oracle of every test.
+
+What happened, in order: connections accepted or refused, files received, locked, done or
+rejected (with the reason the real provider never gives), each message sent or not sent,
+each report written, each reply received. Tests ask it "was anything sent twice, was
+anything lost" (:func:`events`).
+
+The log holds personal data (full MSISDNs, reply texts): that is what makes it an oracle.
+It lives under the sandbox root, in the private directory the SFTP account cannot reach,
+and nothing from it is ever printed to stdout/stderr.
+
+Every line has ``kind``, ``at`` (simulated time, ISO 8601 UTC) and ``wall`` (real time):
+see docs/SANDBOX.md for the kinds and their fields.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = ["EVENTS_FILE", "EventLog", "events", "iter_events", "stamp"]
+
+#: Where the log lives, relative to the sandbox root (the private directory).
+EVENTS_FILE: Final = Path(".sandbox") / "events.jsonl"
+
+
+def stamp(instant: datetime) -> str:
+    """An instant as the log writes it: UTC, seconds and microseconds, ``Z``-less ISO 8601."""
+    return instant.astimezone(UTC).isoformat()
+
+
+class EventLog:
+    """Appends events; safe to call from the event loop and worker threads alike.
+
+    Each event is written with one ``write`` and flushed at once, so a reader in another
+    thread or process sees whole lines (and :func:`iter_events` skips a partial last line).
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._file = open(path, "ab")  # noqa: SIM115 - closed in close()
+
+    def emit(self, kind: str, at: datetime, **fields: Any) -> dict[str, Any]:
+        """Write one event; returns it (as written)."""
+        event = {"kind": kind, "at": stamp(at), "wall": stamp(datetime.now(UTC)), **fields}
+        line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
+        self.write_lines(line.encode("utf-8"))
+        return event
+
+    def write_lines(self, data: bytes) -> None:
+        """Append pre-built JSON lines (bulk message events are built vectorised)."""
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(data)
+                self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def iter_events(root: Path | str, kind: str | None = None, **match: Any) -> Iterator[dict]:
+    """Events of the sandbox at ``root``, oldest first; ``kind`` and ``field=value`` filter.
+
+    A last line without its newline (being written) is skipped.
+    """
+    path = Path(root) / EVENTS_FILE
+    if not path.exists():
+        return
+    prefix = f'{{"kind":"{kind}"'.encode() if kind else b""
+    with open(path, "rb") as handle:
+        for line in handle:
+            if not line.endswith(b"\n") or (prefix and not line.startswith(prefix)):
+                continue
+            event = json.loads(line)
+            if all(event.get(key) == value for key, value in match.items()):
+                yield event
+
+
+def events(root: Path | str, kind: str | None = None, **match: Any) -> list[dict]:
+    """All events of the sandbox at ``root`` matching ``kind`` and ``field=value``."""
+    return list(iter_events(root, kind, **match))
