@@ -225,3 +225,12 @@ def test_plain_sftp_rename_is_taken_like_posix_rename(sandbox, keys: Keys) -> No
         sandbox, keys.ed25519, lambda sftp: sftp.rename(f"Send/{NAME[:-4]}.tmp", f"Send/{NAME}")
     )
     assert verdict_of(sandbox, NAME) == "file_done"
+
+
+def test_ciphers_offered_are_aes_gcm_unless_widened(make_sandbox: MakeSandbox, keys) -> None:
+    chacha = {"encryption_algs": ["chacha20-poly1305@openssh.com"]}
+    sandbox = make_sandbox()
+    with pytest.raises(asyncssh.Error):
+        run_sftp(sandbox, keys.ed25519, lambda sftp: sftp.listdir("/"), **chacha)
+    wide = make_sandbox(ciphers=("chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com"))
+    assert "Send" in run_sftp(wide, keys.ed25519, lambda sftp: sftp.listdir("/"), **chacha)

@@ -247,3 +247,18 @@ def test_event_log_reader_filters_and_skips_a_partial_last_line(tmp_path) -> Non
     assert events(tmp_path, name="b")[0]["kind"] == "file_rejected"
     assert events(tmp_path / "nowhere") == []
     log.close()
+
+
+def test_event_tail_reads_only_what_was_added(tmp_path) -> None:
+    from smsdrop.sandbox.events import EventTail
+
+    log = EventLog(tmp_path / ".sandbox" / "events.jsonl")
+    tail = EventTail(tmp_path, "file_done")
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    log.emit("file_done", at, name="a")
+    log.write_lines(b'{"kind":"message_sent","at":"x","row":1}\n{"kind":"file_done","at":"y"')
+    assert [e["name"] for e in tail.poll()] == ["a"]
+    log.write_lines(b',"name":"b"}\n')
+    assert [e["name"] for e in tail.poll()] == ["b"]
+    assert tail.poll() == []
+    log.close()

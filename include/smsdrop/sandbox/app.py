@@ -25,7 +25,7 @@ import asyncssh
 from smsdrop.sandbox.clock import SimClock
 from smsdrop.sandbox.config import SandboxConfig
 from smsdrop.sandbox.engine import Engine, FileAges
-from smsdrop.sandbox.events import EventLog, events
+from smsdrop.sandbox.events import EventLog, EventTail, events
 from smsdrop.sandbox.intake import Intake, OpenFiles
 from smsdrop.sandbox.layout import Layout
 from smsdrop.sandbox.replies import read_requests, write_request
@@ -132,8 +132,9 @@ class Sandbox:
     ) -> list[dict]:
         """Wait (real time) until the log holds ``count`` events of ``kind`` matching."""
         deadline = time.monotonic() + timeout
+        tail, found = EventTail(self.layout.root, kind, **match), []
         while True:
-            found = self.events(kind, **match)
+            found += tail.poll()
             if len(found) >= count:
                 return found
             if time.monotonic() > deadline:
@@ -237,6 +238,7 @@ class Sandbox:
             server_factory=lambda: SandboxSSHServer(ctx),
             server_host_keys=[self.host_key],
             reuse_address=True,
+            encryption_algs=list(config.ciphers),
             allow_pty=False,
             agent_forwarding=False,
             x11_forwarding=False,

@@ -124,6 +124,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--poll-interval", type=float, default=0.5, help="real seconds")
     g.add_argument("--lock-delay", type=float, default=0.0, help="real seconds before .lock")
     g.add_argument("--max-write-len", type=int, default=261_120)
+    g.add_argument("--ciphers", help="comma-separated SSH ciphers to offer (default: AES-GCM)")
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
 
     p = cmds.add_parser("reply", help="a recipient replies (STOP keywords also go to STOP)")
@@ -145,7 +146,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace):
-    from smsdrop.sandbox.config import DEFAULT_ALLOWED, DEFAULT_RATES, SandboxConfig
+    from smsdrop.sandbox.config import (
+        DEFAULT_ALLOWED,
+        DEFAULT_CIPHERS,
+        DEFAULT_RATES,
+        SandboxConfig,
+    )
 
     rates = dict(DEFAULT_RATES)
     for outcome, value in args.rate or []:
@@ -182,6 +188,7 @@ def _config(args: argparse.Namespace):
             poll_interval=args.poll_interval,
             lock_delay=args.lock_delay,
             max_write_len=args.max_write_len,
+            ciphers=tuple(args.ciphers.split(",")) if args.ciphers else DEFAULT_CIPHERS,
         )
     except ValueError as error:
         raise InputError(str(error)) from None
@@ -208,6 +215,8 @@ def _serve(args: argparse.Namespace) -> int:
         sandbox.start()
     except OSError as error:
         raise SmsdropError(f"cannot listen on {config.host}:{config.port}: {error}") from None
+    except ValueError as error:  # e.g. an unknown cipher name
+        raise InputError(str(error)) from None
     where = f"{config.host}:{sandbox.port}"
     print(f"smsdrop sandbox listening on {where} (user {config.user}), root {config.root}")
     print(f"host key: {sandbox.host_public_key}")

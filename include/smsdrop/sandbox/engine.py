@@ -15,7 +15,8 @@ import os
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -313,42 +314,64 @@ class Engine:
         campaign = self.campaigns[stem]
         if campaign.pump_at is not None and campaign.pump_at <= when:
             campaign.pump_at = None
-        draws = campaign.draws
-        while campaign.replies and campaign.replies[0][0] <= when:
+        # Late (after a clock jump), take every reply due by now in one go: one job per
+        # reply would be thousands of jobs. Each keeps its own time in the files and events.
+        until = max(when, self.clock.now())
+        draws, due = campaign.draws, []
+        while campaign.replies and campaign.replies[0][0] <= until:
             at, row = heapq.heappop(campaign.replies)
-            kind = int(draws.reply[row])
-            text = (STOP_SPELLINGS if kind == STOP_REPLY else MO_TEXTS)[int(draws.reply_text[row])]
-            self._reply(campaign, row, at, text, source="simulated")
+            texts = STOP_SPELLINGS if draws.reply[row] == STOP_REPLY else MO_TEXTS
+            due.append((at, row, texts[int(draws.reply_text[row])]))
+        if due:
+            self._replies(campaign, due, source="simulated")
         self._arm_pump(campaign)
 
-    def _reply(
-        self, campaign: Campaign, row: int, at: datetime, text: str, source: str, **extra: Any
-    ) -> dict[str, Any]:
+    def _replies(
+        self,
+        campaign: Campaign,
+        replies: list[tuple[datetime, int, str]],
+        source: str,
+        **extra: Any,
+    ) -> list[dict[str, Any]]:
+        """Record replies (time order): one append per report file, one write of events."""
         plan = campaign.plan
-        msisdn, idremote = plan.msisdn[row].as_py(), plan.idremote[row].as_py()
-        line = write_reply_line(msisdn, at, text, idremote)
-        stop = is_stop(text)
-        reports = [FileKind.SMSMO] + ([FileKind.STOP] if stop else [])
-        names = []
-        for kind in reports:
-            name = plan.name.with_kind(kind).name
-            path = self.layout.report / name
-            with open(path, "ab") as handle:  # one write: a reader sees whole records or none
-                handle.write(line)
-            self.ages.touch(path, at)
-            names.append(name)
-        return self.events.emit(
-            "reply_received",
-            at,
-            file=plan.file,
-            reports=names,
-            msisdn=msisdn,
-            idremote=idremote,
-            stop=stop,
-            text=text,
-            source=source,
-            **extra,
-        )
+        names = {kind: plan.name.with_kind(kind).name for kind in (FileKind.SMSMO, FileKind.STOP)}
+        index = pa.array([row for _, row, _ in replies], pa.int64())
+        numbers = plan.msisdn.take(index).to_pylist()
+        ids = plan.idremote.take(index).to_pylist()
+        wall = stamp(datetime.now(UTC))
+        lines: dict[FileKind, list[bytes]] = {FileKind.SMSMO: [], FileKind.STOP: []}
+        found = []
+        for (at, _, text), msisdn, idremote in zip(replies, numbers, ids, strict=True):
+            line = write_reply_line(msisdn, at, text, idremote)
+            stop = _is_stop(text)
+            kinds = [FileKind.SMSMO, FileKind.STOP] if stop else [FileKind.SMSMO]
+            for kind in kinds:
+                lines[kind].append(line)
+            found.append(
+                {
+                    "kind": "reply_received",
+                    "at": stamp(at),
+                    "wall": wall,
+                    "file": plan.file,
+                    "reports": [names[k] for k in kinds],
+                    "msisdn": msisdn,
+                    "idremote": idremote,
+                    "stop": stop,
+                    "text": text,
+                    "source": source,
+                    **extra,
+                }
+            )
+        last = replies[-1][0]
+        for kind, chunk in lines.items():
+            if chunk:
+                path = self.layout.report / names[kind]
+                with open(path, "ab") as handle:  # one write: readers see whole records
+                    handle.write(b"".join(chunk))
+                self.ages.touch(path, last)
+        self.events.write_lines(self.events.encode(*found))
+        return found
 
     def inject_reply(self, msisdn: str, text: str, request_id: str) -> dict[str, Any]:
         """A reply from a chosen number, now, to the latest campaign that reached it."""
@@ -362,8 +385,8 @@ class Engine:
                 & np.isin(campaign.outcome, _SENT_CODES)
             )
             if len(hits):
-                event = self._reply(
-                    campaign, int(hits[-1]), now, text, source="injected", request=request_id
+                [event] = self._replies(
+                    campaign, [(now, int(hits[-1]), text)], source="injected", request=request_id
                 )
                 log.info("reply from %s injected into %s", mask_one(e164), event["reports"])
                 return event
@@ -404,6 +427,11 @@ class Engine:
         return deleted
 
 
+@lru_cache(maxsize=4096)
+def _is_stop(text: str) -> bool:
+    return is_stop(text)
+
+
 def _message_lines(
     kind: str, when: datetime, plan: Plan, rows: np.ndarray, codes: np.ndarray, paid: np.ndarray
 ) -> bytes:
@@ -420,10 +448,7 @@ def _message_lines(
     segments = pa.array(plan.segments[rows]).cast(_LS)
     credits = pc.if_else(pa.array(paid), segments, _s("0"))
     code_index = pa.array(codes.astype(np.int64))
-    head = (
-        f'{{"kind":"{kind}","at":"{stamp(when)}","wall":"{stamp(datetime.now(when.tzinfo))}",'
-        f'"file":"{plan.file}","row":'
-    )
+    head = f'{{"kind":"{kind}","at":"{stamp(when)}","file":"{plan.file}","row":'
     lines = pc.binary_join_element_wise(
         _s(head),
         pa.array(plan.row[rows]).cast(_LS),

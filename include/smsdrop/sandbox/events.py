@@ -9,8 +9,9 @@ The log holds personal data (full MSISDNs, reply texts): that is what makes it a
 It lives under the sandbox root, in the private directory the SFTP account cannot reach,
 and nothing from it is ever printed to stdout/stderr.
 
-Every line has ``kind``, ``at`` (simulated time, ISO 8601 UTC) and ``wall`` (real time):
-see docs/SANDBOX.md for the kinds and their fields.
+Every line has ``kind`` and ``at`` (simulated time, ISO 8601 UTC); all but the per-message
+lines also have ``wall`` (real time; a million messages share their batch's). See
+docs/SANDBOX.md for the kinds and their fields.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["EVENTS_FILE", "EventLog", "events", "iter_events", "stamp"]
+__all__ = ["EVENTS_FILE", "EventLog", "EventTail", "events", "iter_events", "stamp"]
 
 #: Where the log lives, relative to the sandbox root (the private directory).
 EVENTS_FILE: Final = Path(".sandbox") / "events.jsonl"
@@ -48,10 +49,21 @@ class EventLog:
 
     def emit(self, kind: str, at: datetime, **fields: Any) -> dict[str, Any]:
         """Write one event; returns it (as written)."""
-        event = {"kind": kind, "at": stamp(at), "wall": stamp(datetime.now(UTC)), **fields}
-        line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
-        self.write_lines(line.encode("utf-8"))
+        event = self.event(kind, at, **fields)
+        self.write_lines(self.encode(event))
         return event
+
+    @staticmethod
+    def event(kind: str, at: datetime, **fields: Any) -> dict[str, Any]:
+        """An event as :meth:`emit` writes it (build many, write them with one call)."""
+        return {"kind": kind, "at": stamp(at), "wall": stamp(datetime.now(UTC)), **fields}
+
+    @staticmethod
+    def encode(*events: dict[str, Any]) -> bytes:
+        return b"".join(
+            (json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+            for e in events
+        )
 
     def write_lines(self, data: bytes) -> None:
         """Append pre-built JSON lines (bulk message events are built vectorised)."""
@@ -65,6 +77,44 @@ class EventLog:
             self._file.close()
 
 
+def _matcher(kind: str | None, match: dict[str, Any]):
+    prefix = f'{{"kind":"{kind}"'.encode() if kind else b""
+
+    def matches(line: bytes) -> dict | None:
+        if prefix and not line.startswith(prefix):
+            return None  # most lines are messages: skip them without parsing
+        event = json.loads(line)
+        return event if all(event.get(k) == v for k, v in match.items()) else None
+
+    return matches
+
+
+class EventTail:
+    """Follows the log: each :meth:`poll` returns the new matching events, reading only the
+    bytes added since the last one (a million-message campaign writes ~200 MB)."""
+
+    def __init__(self, root: Path | str, kind: str | None = None, **match: Any) -> None:
+        self.path = Path(root) / EVENTS_FILE
+        self.offset = 0
+        self._matches = _matcher(kind, match)
+
+    def poll(self) -> list[dict]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n") + 1  # a partial last line waits for the next poll
+        self.offset += end
+        found = []
+        for line in data[:end].splitlines():
+            event = self._matches(line)
+            if event is not None:
+                found.append(event)
+        return found
+
+
 def iter_events(root: Path | str, kind: str | None = None, **match: Any) -> Iterator[dict]:
     """Events of the sandbox at ``root``, oldest first; ``kind`` and ``field=value`` filter.
 
@@ -73,14 +123,13 @@ def iter_events(root: Path | str, kind: str | None = None, **match: Any) -> Iter
     path = Path(root) / EVENTS_FILE
     if not path.exists():
         return
-    prefix = f'{{"kind":"{kind}"'.encode() if kind else b""
+    matches = _matcher(kind, match)
     with open(path, "rb") as handle:
         for line in handle:
-            if not line.endswith(b"\n") or (prefix and not line.startswith(prefix)):
-                continue
-            event = json.loads(line)
-            if all(event.get(key) == value for key, value in match.items()):
-                yield event
+            if line.endswith(b"\n"):
+                event = matches(line)
+                if event is not None:
+                    yield event
 
 
 def events(root: Path | str, kind: str | None = None, **match: Any) -> list[dict]:

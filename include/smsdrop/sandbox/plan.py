@@ -231,8 +231,8 @@ def draw(plan: Plan, config: SandboxConfig) -> Draws:
 
 def ack_operator_ids(seed: int, stem: str, n: int) -> pa.Array:
     """Operator message ids for the ACK (UUID-shaped, lower-case hex), reproducible."""
-    raw = _rng(seed, stem, "ackoperator").integers(0, 16, (n, 32), dtype=np.uint8)
-    hex_digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[raw]
+    raw = np.frombuffer(_rng(seed, stem, "ackoperator").bytes(16 * n), dtype=np.uint8)
+    hex_digits = _HEX_PAIRS[raw].reshape(n, 32)
     dash = np.full((n, 1), ord("-"), dtype=np.uint8)
     parts = [
         hex_digits[:, :8],
@@ -248,3 +248,9 @@ def ack_operator_ids(seed: int, stem: str, n: int) -> pa.Array:
     joined = np.ascontiguousarray(np.concatenate(parts, axis=1))
     offsets = pa.array(np.arange(0, 36 * n + 1, 36, dtype=np.int64))
     return pa.LargeStringArray.from_buffers(n, offsets.buffers()[1], pa.py_buffer(joined.tobytes()))
+
+
+#: Byte value -> its two lower-case hex digits (as ASCII codes).
+_HEX_PAIRS = np.frombuffer(
+    b"".join(f"{i:02x}".encode() for i in range(256)), dtype=np.uint8
+).reshape(256, 2)
