@@ -517,3 +517,15 @@ def test_files_older_than_30_days_are_deleted(sandbox, keys: Keys) -> None:
     sandbox.advance(timedelta(days=1, minutes=2))
     sandbox.wait_for("file_deleted", count=4)
     assert listing(sandbox) == [] and listing(sandbox, "Report") == []
+
+
+def test_a_lock_left_by_a_crash_is_checked_at_start(make_sandbox: MakeSandbox, keys) -> None:
+    first = make_sandbox()
+    first.stop()
+    lock = first.layout.send / "SEND-12345-20261201-0800-crash.lock"
+    lock.write_bytes(records(mobiles(3)))
+    again = make_sandbox(root=first.config.root)
+    name = "SEND-12345-20261201-0800-crash.csv"
+    assert again.wait_for("file_resumed", name=name)
+    assert done(again, name)["kind"] == "file_done"
+    assert listing(again) == ["SEND-12345-20261201-0800-crash.done"]

@@ -13,7 +13,6 @@ import heapq
 import logging
 import os
 import threading
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -218,7 +217,7 @@ class Engine:
         campaign.outcome[rows] = codes
         credits = int(plan.segments[rows][paid].sum())
         self._message_events(when, plan, rows, codes, paid)
-        statuses = Counter(OUTCOMES[c].value for c in codes.tolist())
+        statuses = _status_counts(codes)
         self.events.emit(
             "batch_done",
             when,
@@ -277,7 +276,7 @@ class Engine:
         os.replace(partial, target)
         self.ages.touch(target, when)
         campaign.ack_written = True
-        statuses = Counter(OUTCOMES[c].value for c in codes.tolist())
+        statuses = _status_counts(codes)
         self.events.emit(
             "report_written",
             when,
@@ -425,6 +424,11 @@ class Engine:
                 self.events.emit("file_deleted", when, name=name, reason="retention")
                 log.info("%s deleted: older than %s", name, self.config.retention)
         return deleted
+
+
+def _status_counts(codes: np.ndarray) -> dict[str, int]:
+    counts = np.bincount(codes[codes >= 0].astype(np.int64), minlength=len(OUTCOMES))
+    return {OUTCOMES[i].value: int(n) for i, n in enumerate(counts.tolist()) if n}
 
 
 @lru_cache(maxsize=4096)

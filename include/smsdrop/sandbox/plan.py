@@ -232,7 +232,7 @@ def draw(plan: Plan, config: SandboxConfig) -> Draws:
 def ack_operator_ids(seed: int, stem: str, n: int) -> pa.Array:
     """Operator message ids for the ACK (UUID-shaped, lower-case hex), reproducible."""
     raw = np.frombuffer(_rng(seed, stem, "ackoperator").bytes(16 * n), dtype=np.uint8)
-    hex_digits = _HEX_PAIRS[raw].reshape(n, 32)
+    hex_digits = _HEX_PAIRS[raw].view(np.uint8).reshape(n, 32)
     dash = np.full((n, 1), ord("-"), dtype=np.uint8)
     parts = [
         hex_digits[:, :8],
@@ -250,7 +250,6 @@ def ack_operator_ids(seed: int, stem: str, n: int) -> pa.Array:
     return pa.LargeStringArray.from_buffers(n, offsets.buffers()[1], pa.py_buffer(joined.tobytes()))
 
 
-#: Byte value -> its two lower-case hex digits (as ASCII codes).
-_HEX_PAIRS = np.frombuffer(
-    b"".join(f"{i:02x}".encode() for i in range(256)), dtype=np.uint8
-).reshape(256, 2)
+#: Byte value -> its two lower-case hex digits as one little-endian uint16 (one lookup per
+#: byte instead of two: the ids of a million messages in ~0.1 s).
+_HEX_PAIRS = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), dtype="<u2")
