@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -203,7 +204,15 @@ class Sandbox:
                 log.exception("the sandbox stopped on an error")
 
     def _on_error(self, what: str, error: BaseException) -> None:
-        log.error("sandbox %s failed: %s: %s", what, type(error).__name__, error, exc_info=error)
+        # The message of an error raised while reading a file can quote a record (a number,
+        # a text): only its type is logged, unless SMSDROP_DEBUG asks for the traceback.
+        debug = bool(os.environ.get("SMSDROP_DEBUG"))
+        log.error(
+            "sandbox %s failed: %s (SMSDROP_DEBUG=1 for the traceback)",
+            what,
+            type(error).__name__,
+            exc_info=error if debug else None,
+        )
         self._events.emit("internal_error", self.clock.now(), job=what, error=type(error).__name__)
 
     async def _main(self) -> None:
