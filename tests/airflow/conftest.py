@@ -1,0 +1,175 @@
+"""Fixtures for the Airflow integration tests: keys, a sandbox per test, connections, a
+fault proxy, the Airflow metadata DB.
+
+``AIRFLOW_HOME`` is the project root (as ``make test`` sets it) before anything imports
+Airflow. Time is the sandbox's simulated clock: it starts on Tuesday 1 December 2026, 09:00
+Paris, SEND names are for 08:00 that day (past: sent at once), and tests jump the clock
+instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parents[2]
+os.environ.setdefault("AIRFLOW_HOME", str(ROOT))
+
+import asyncssh
+import pytest
+
+from smsdrop.sandbox import Sandbox, SandboxConfig
+from tests.airflow.support import FaultProxy
+
+PARIS = ZoneInfo("Europe/Paris")
+START = datetime(2026, 12, 1, 9, 0, tzinfo=PARIS)  # a Tuesday
+CONN_ID = "mtarget_default"
+
+
+@dataclass(frozen=True)
+class Keys:
+    client: Path  # authorized
+    stranger: Path  # not authorized
+    host: Path  # the sandbox's host key
+    other_host: Path  # a host key the sandbox does not have
+    authorized: Path
+    password_file: Path
+    password: str
+
+    def public(self, path: Path) -> str:
+        return " ".join(Path(str(path) + ".pub").read_text().split()[:2])
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    folder = tmp_path_factory.mktemp("keys")
+    paths = {}
+    for name in ("client", "stranger", "host", "other_host"):
+        key = asyncssh.generate_private_key("ssh-ed25519", comment=f"smsdrop-test-{name}")
+        path = folder / f"id_{name}"
+        key.write_private_key(str(path))
+        path.chmod(0o600)
+        key.write_public_key(str(path) + ".pub")
+        paths[name] = path
+    authorized = folder / "authorized_keys"
+    authorized.write_text((folder / "id_client.pub").read_text())
+    password = "s3cret-Horse-battery-9"
+    password_file = folder / "password"
+    password_file.write_text(password + "\n")
+    return Keys(
+        paths["client"],
+        paths["stranger"],
+        paths["host"],
+        paths["other_host"],
+        authorized,
+        password_file,
+        password,
+    )
+
+
+MakeSandbox = Callable[..., Sandbox]
+
+
+@pytest.fixture
+def make_sandbox(tmp_path: Path, keys: Keys) -> Iterator[MakeSandbox]:
+    """Start a sandbox with test settings; ``**changes`` override them."""
+    started: list[Sandbox] = []
+
+    def make(**changes: object) -> Sandbox:
+        settings: dict[str, object] = {
+            "root": tmp_path / f"sandbox{len(started)}",
+            "port": 0,
+            "host_key": keys.host,
+            "authorized_keys": keys.authorized,
+            "password_file": keys.password_file,
+            "start": START,
+            "seed": 7,
+            "poll_interval": 0.05,
+            "retention": timedelta(days=3650),
+        }
+        settings.update(changes)
+        sandbox = Sandbox(SandboxConfig(**settings)).start()  # type: ignore[arg-type]
+        started.append(sandbox)
+        return sandbox
+
+    yield make
+    for sandbox in started:
+        sandbox.stop()
+
+
+@pytest.fixture
+def sandbox(make_sandbox: MakeSandbox) -> Sandbox:
+    return make_sandbox()
+
+
+Connect = Callable[..., str]
+
+
+@pytest.fixture
+def connect(monkeypatch: pytest.MonkeyPatch, keys: Keys) -> Connect:
+    """Point an Airflow connection (env var) at a port; returns the connection id.
+
+    Defaults: the authorized client key, the sandbox's host key pinned, one connect attempt
+    (tests inject faults; the hook's own retries would only slow them down). ``extra``
+    entries set to None are left out.
+    """
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # no agent keys offered by paramiko
+
+    def point(
+        port: int,
+        conn_id: str = CONN_ID,
+        *,
+        login: str = "sandbox",
+        password: str | None = None,
+        **extra: object,
+    ) -> str:
+        extras: dict[str, object] = {
+            "key_file": str(keys.client),
+            "host_key": keys.public(keys.host),
+            "connect_attempts": 1,
+        }
+        extras.update(extra)
+        document = {
+            "conn_type": "sftp",
+            "host": "127.0.0.1",
+            "port": port,
+            "login": login,
+            "extra": {k: v for k, v in extras.items() if v is not None},
+        }
+        if password is not None:
+            document["password"] = password
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(document))
+        return conn_id
+
+    return point
+
+
+@pytest.fixture
+def proxy(sandbox: Sandbox) -> Iterator[FaultProxy]:
+    fault_proxy = FaultProxy(sandbox.port)
+    yield fault_proxy
+    fault_proxy.close()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """The metadata DB ``dag.test()`` needs (``make test`` creates it; so does this)."""
+    from airflow.configuration import conf
+
+    url = conf.get("database", "sql_alchemy_conn")
+    path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+    if path is not None and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+            check=True,
+            capture_output=True,
+        )
+    return path or ROOT
