@@ -211,3 +211,31 @@ def test_unlisted_ip_is_refused_before_any_ssh(make_sandbox: MakeSandbox, keys: 
         sock.settimeout(5)
         assert sock.recv(100) == b""  # closed without even a banner
     assert sandbox.wait_for("connection_refused")[0]["peer"] == "127.0.0.2"
+
+
+def test_two_clients_uploading_the_same_name_give_one_campaign(sandbox, keys: Keys) -> None:
+    data = records(mobiles(50))
+
+    async def both() -> None:
+        kwargs = connect_kwargs(sandbox, keys.ed25519)
+        async with asyncssh.connect(**kwargs) as a, asyncssh.connect(**kwargs) as b:
+            sftp_a, sftp_b = await a.start_sftp_client(), await b.start_sftp_client()
+            handle_a = await sftp_a.open(f"Send/{TMP}", "wb")
+            handle_b = await sftp_b.open(f"Send/{TMP}", "wb")  # the same file
+            await handle_a.write(data, 0)
+            await handle_a.close()
+            await sftp_a.posix_rename(f"Send/{TMP}", f"Send/{NAME}")  # B still writing
+            await asyncio.to_thread(sandbox.wait_for, "file_waiting", name=NAME)
+            await handle_b.write(data, 0)
+            await handle_b.close()
+            await asyncio.to_thread(sandbox.wait_for, "file_done", name=NAME)
+            async with sftp_b.open(f"Send/{TMP}", "wb") as again:  # B retries the whole upload
+                await again.write(data)
+            await sftp_b.posix_rename(f"Send/{TMP}", f"Send/{NAME}")
+
+    asyncio.run(both())
+    sandbox.wait_for("file_ignored", name=NAME)
+    sandbox.wait_for("batch_done", file=NAME)
+    sandbox.settle()
+    assert len(sandbox.events("file_locked")) == 1
+    assert len(sandbox.events("message_sent", file=NAME)) == 50
