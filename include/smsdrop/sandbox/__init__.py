@@ -8,7 +8,7 @@ Start it with ``smsdrop sandbox serve`` or from Python::
     with Sandbox(SandboxConfig(root=Path("var/sandbox"), port=0)) as sandbox:
         ...  # upload with any SFTP client to 127.0.0.1:sandbox.port
 
-See docs/SANDBOX.md (how to use it) and docs/decisions-sandbox.md (how it reads the spec).
+See docs/SANDBOX.md (how to use it) and docs/PROTOCOL.md (how it reads the spec).
 """
 
 from __future__ import annotations

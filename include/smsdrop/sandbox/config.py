@@ -2,7 +2,7 @@
 
 Rules are data: the statuses the ACK reports (:data:`STATUSES`), the outcome rates, the
 opt-out keywords and the canned replies are tables, and :class:`SandboxConfig` holds every
-knob with the spec's value as its default. docs/decisions-sandbox.md says why each is so.
+knob with the spec's value as its default. docs/PROTOCOL.md says why each is so.
 """
 
 from __future__ import annotations
