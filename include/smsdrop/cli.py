@@ -12,9 +12,10 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from pathlib import Path
 
+from smsdrop.argtypes import aware_datetime, time_of_day
 from smsdrop.errors import InputError, SmsdropError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -25,25 +26,6 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"smsdrop: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
-
-
-def _datetime(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 date-time: {text!r}") from None
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} has no time zone; add one, e.g. {text}+01:00 or {text}Z"
-        )
-    return value
-
-
-def _hhmm(text: str) -> time:
-    try:
-        return time.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a time of day HH:MM: {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("window", help="is a send time allowed for a destination country")
     p.add_argument("--country", default="FR")
-    p.add_argument("--at", type=_datetime, required=True, help="ISO 8601 with a time zone")
-    p.add_argument("--end", type=_hhmm, help="narrow the window's end, e.g. 20:00")
+    p.add_argument("--at", type=aware_datetime, required=True, help="ISO 8601 with a time zone")
+    p.add_argument("--end", type=time_of_day, help="narrow the window's end, e.g. 20:00")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("prepare", help="audience file → SEND files, rejects and summary")
@@ -84,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--message", required=True, help="template with {column} placeholders")
     p.add_argument("--default-region", default="FR")
     p.add_argument("--optouts", type=Path, help="CSV/Parquet of opted-out numbers")
-    p.add_argument("--send-at", type=_datetime, help="ISO 8601; default: as soon as allowed")
-    p.add_argument("--window-end", type=_hhmm, help="narrow the French window's end")
+    p.add_argument("--send-at", type=aware_datetime, help="ISO 8601; default: as soon as allowed")
+    p.add_argument("--window-end", type=time_of_day, help="narrow the French window's end")
     p.add_argument("--long-sms", action="store_true")
     p.add_argument("--encoding-policy", choices=[e.value for e in EncodingPolicy], default="reject")
     p.add_argument("--file-encoding", default="utf-8")

@@ -12,46 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import signal
 import sys
 import threading
 import time
-from datetime import datetime, timedelta
-from datetime import time as clock_time
+from datetime import timedelta
 from pathlib import Path
 
+from smsdrop.argtypes import aware_datetime, duration, time_of_day
 from smsdrop.errors import InputError, SmsdropError
 
-__all__ = ["add_parser", "parse_duration", "run"]
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``30m``, ``2h``, ``4d`` (one number and one unit) → timedelta."""
-    match = _DURATION.match(text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a duration like 90s, 30m, 2h or 4d: {text!r}")
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
-
-
-def _instant(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 date-time: {text!r}") from None
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add one, e.g. {text}+01:00")
-    return value
-
-
-def _hhmm(text: str) -> clock_time:
-    try:
-        return clock_time.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a time of day HH:MM: {text!r}") from None
+__all__ = ["add_parser", "run"]
 
 
 def _rate(text: str) -> tuple[str, float]:
@@ -85,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="addresses or networks allowed to connect (default: loopback)",
     )
     p.add_argument("--seed", type=int, default=0, help="outcomes and replies follow it")
-    p.add_argument("--start", type=_instant, help="simulated start instant (ISO 8601)")
+    p.add_argument("--start", type=aware_datetime, help="simulated start instant (ISO 8601)")
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
     g = p.add_argument_group("account")
     g.add_argument("--service-id", help="refuse files of another SERVICEID")
@@ -94,7 +65,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="no French marketing window (default: a marketing account)",
     )
-    g.add_argument("--window-end", type=_hhmm, help="end of the French window (default 22:00)")
+    g.add_argument(
+        "--window-end", type=time_of_day, help="end of the French window (default 22:00)"
+    )
     g.add_argument("--long-sms", action="store_true", help="allow up to 5 segments")
     g.add_argument("--unicode", action="store_true", help="send non-GSM texts as UCS-2")
     g.add_argument("--file-encoding", default="utf-8")
@@ -112,15 +85,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--mo-rate", type=float, default=0.02)
     g.add_argument(
         "--reply-delay",
-        type=parse_duration,
+        type=duration,
         default=timedelta(minutes=30),
         help="mean delay of a reply (e.g. 30m)",
     )
     g = p.add_argument_group("delays (simulated time unless said)")
-    g.add_argument("--ack-small-delay", type=parse_duration, default=timedelta(days=1))
-    g.add_argument("--ack-large-delay", type=parse_duration, default=timedelta(days=4))
+    g.add_argument("--ack-small-delay", type=duration, default=timedelta(days=1))
+    g.add_argument("--ack-large-delay", type=duration, default=timedelta(days=4))
     g.add_argument("--ack-large-from", type=int, default=10_000)
-    g.add_argument("--retention", type=parse_duration, default=timedelta(days=30))
+    g.add_argument("--retention", type=duration, default=timedelta(days=30))
     g.add_argument("--poll-interval", type=float, default=0.5, help="real seconds")
     g.add_argument("--lock-delay", type=float, default=0.0, help="real seconds before .lock")
     g.add_argument("--max-write-len", type=int, default=261_120)
@@ -136,7 +109,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = cmds.add_parser("advance", help="move a running sandbox's clock forward")
     p.add_argument("--root", type=Path, required=True)
-    p.add_argument("--by", type=parse_duration, required=True, help="e.g. 4d")
+    p.add_argument("--by", type=duration, required=True, help="e.g. 4d")
     p.add_argument("--wait", type=float, default=10.0)
 
 
