@@ -69,6 +69,17 @@ def test_changed_host_key_is_refused_with_both_fingerprints(sandbox, connect, ke
     assert attempts(sandbox) == (1, 0, 0)
 
 
+def test_a_pinned_key_of_another_type_is_refused_too(sandbox, connect, keys, tmp_path):
+    rsa = asyncssh.generate_private_key("ssh-rsa", key_size=2048)
+    connect(sandbox.port, host_key=" ".join(rsa.export_public_key().decode().split()[:2]))
+    with pytest.raises(MTargetHostKeyError) as caught:
+        upload(tmp_path).execute({})
+    message = str(caught.value)
+    assert "CHANGED" in message and fingerprint(keys.host) in message
+    assert rsa.get_fingerprint() in message and "ssh-rsa" in message
+    assert attempts(sandbox)[1:] == (0, 0)
+
+
 def test_wrong_key_is_refused_once_and_says_key(sandbox, connect, keys, tmp_path):
     connect(sandbox.port, key_file=str(keys.stranger))
     with pytest.raises(MTargetAuthError) as caught:

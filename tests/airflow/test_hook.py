@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from airflow.providers.ssh.hooks.ssh import SSHHook
 
 from smsdrop.airflow.exceptions import MTargetConfigError
 from smsdrop.airflow.hooks import (
@@ -125,7 +126,8 @@ def test_reports_listed_downloaded_read_incrementally_and_deleted(
     assert ack_name not in hook.list_reports()
 
 
-def test_large_upload_rekeys_for_aes_gcm_against_openssh(tmp_path: Path, keys, connect) -> None:
+def test_aes_gcm_is_negotiated_with_openssh(tmp_path: Path, keys, connect) -> None:
+    """Paramiko alone picks aes128-ctr against OpenSSH; the hook asks for AES-GCM."""
     if find_sshd() is None:
         pytest.skip("sshd not installed (.ci/ensure-sshd)")
     drop = tmp_path / "drop"
@@ -138,12 +140,27 @@ def test_large_upload_rekeys_for_aes_gcm_against_openssh(tmp_path: Path, keys, c
             send_dir=str(drop / "Send"),
         )
         hook = MTargetHook()
-        local = write_send(tmp_path, NAME, 120_000)  # ~9.6 MB: above the re-key threshold
+        local = write_send(tmp_path, NAME, 20_000)
         with hook.get_managed_conn() as sftp:
-            transport = sftp.get_channel().get_transport()
-            negotiated = transport.local_cipher
+            assert sftp.get_channel().get_transport().local_cipher in FAST_CIPHERS
             hook.upload_atomic(local, NAME)
-            assert transport.local_cipher in FAST_CIPHERS
-        assert negotiated not in FAST_CIPHERS  # paramiko alone would have kept aes128-ctr
         assert (drop / "Send" / NAME).read_bytes() == local.read_bytes()
         assert not (drop / "Send" / NAME.replace(".csv", ".tmp")).exists()
+        plain = SSHHook(ssh_conn_id="mtarget_default")
+        plain.look_for_keys = False
+        with plain.get_conn() as client:
+            assert client.get_transport().local_cipher not in FAST_CIPHERS
+
+
+def test_a_server_without_aes_gcm_gets_paramikos_default(make_sandbox, connect, tmp_path) -> None:
+    sandbox = make_sandbox(ciphers=("aes128-ctr", "aes256-ctr"))
+    connect(sandbox.port)
+    hook = MTargetHook()
+    with hook.get_managed_conn() as sftp:
+        assert sftp.get_channel().get_transport().local_cipher == "aes128-ctr"
+        hook.upload_atomic(write_send(tmp_path, NAME, 10), NAME)
+    sandbox.settle()
+    assert deliveries(sandbox, NAME).exactly_once(10)
+    with MTargetHook().get_managed_conn():  # the next hook goes straight to the default
+        pass
+    assert len(sandbox.events("connection_accepted")) == 3  # one refused handshake, two sessions
