@@ -74,6 +74,10 @@ def test_one_managed_connection_serves_nested_calls(sandbox, connect) -> None:
     with hook.get_managed_conn():  # reopened after the last close (FIELD-NOTES trap)
         assert hook.remote_state(NAME).state is RemoteState.ABSENT
     assert len(sandbox.events("auth_accepted")) == 2
+    client = hook.get_conn()  # the provider's unmanaged API goes through our connect too
+    assert client.get_channel().get_transport().local_cipher in FAST_CIPHERS
+    assert sorted(client.listdir(".")) == ["Report", "Send"]
+    hook.close_conn()
 
 
 def test_send_and_report_folders_come_from_the_extras(make_sandbox, connect, tmp_path) -> None:

@@ -283,6 +283,16 @@ class MTargetHook(SFTPHook):
                 if hasattr(self, "host_proxy"):
                     del self.host_proxy
 
+    def get_conn(self) -> paramiko.SFTPClient:  # type: ignore[override]
+        """An SFTP client the caller closes (:meth:`close_conn`); prefer :meth:`get_managed_conn`.
+
+        Kept for code written against ``SFTPHook.get_conn``, with this hook's connect step
+        (pinned key, explained refusals, AES-GCM) instead of the provider's.
+        """
+        if self.conn is None:
+            self.conn = self._connect().open_sftp()
+        return self.conn
+
     def _where(self) -> str:
         return f"{self.username}@{self.remote_host}:{self.port}"
 
