@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -108,8 +109,10 @@ def clock_driver(monkeypatch) -> Iterator[Any]:
     stop.set()
 
 
-def task_logs(dag_id: str) -> str:
-    return text_of((ROOT / "var" / "logs").glob(f"dag_id={dag_id}/**/*.log"))
+def task_logs(dag_id: str, since: float) -> str:
+    """Task log files of this run (``dag.test()`` logs to stdout today; files if configured)."""
+    files = (ROOT / "var" / "logs").glob(f"dag_id={dag_id}/**/*.log")
+    return text_of(f for f in files if f.stat().st_mtime >= since)
 
 
 def test_deferrable_sensors_under_dag_test_with_a_connection_cut_mid_upload(
@@ -125,6 +128,7 @@ def test_deferrable_sensors_under_dag_test_with_a_connection_cut_mid_upload(
     proxy.cut_next(60_000)  # the upload's first try dies mid-file
     clock_driver(sandbox, name)
     dag = campaign_dag("mtarget_test_deferrable", local, deferrable=True)
+    started = time.time()
     run = run_dag(dag)
 
     states = task_states(run)
@@ -138,7 +142,7 @@ def test_deferrable_sensors_under_dag_test_with_a_connection_cut_mid_upload(
     assert xcom(run, "status")["state"] == "done"
     assert xcom(run, "ack")["path"] == f"Report/{name.replace('SEND-', 'ACK-')}"
     assert xcom(run, "upload")["name"] == name
-    output = "".join(capfd.readouterr()) + task_logs(dag.dag_id)
+    output = "".join(capfd.readouterr()) + task_logs(dag.dag_id, started)
     assert output.count("Pausing task as DEFERRED") == 2  # both sensors really deferred
     assert "is .csv; waiting for .done or .reject" in output  # the trigger polled
     assert_nothing_secret(output, keys.password, keys.client.read_text(), 2500)
@@ -162,6 +166,7 @@ def test_poke_sensors_under_dag_test_with_a_crash_after_the_rename(
     monkeypatch.setattr(MTargetHook, "_rename", rename_then_crash)
     clock_driver(sandbox, name)
     dag = campaign_dag("mtarget_test_poke", local, deferrable=False)
+    started = time.time()
     run = run_dag(dag)
 
     assert task_states(run) == {
@@ -171,7 +176,7 @@ def test_poke_sensors_under_dag_test_with_a_crash_after_the_rename(
     }
     assert calls == [f"Send/{name}"]  # the retry renamed nothing: it found the file submitted
     assert deliveries(sandbox, name).exactly_once(800)
-    output = "".join(capfd.readouterr()) + task_logs(dag.dag_id)
+    output = "".join(capfd.readouterr()) + task_logs(dag.dag_id, started)
     assert "NOT uploading it again" in output
     assert "DEFERRED" not in output  # poke mode: no deferral
     assert_nothing_secret(output, keys.password, keys.client.read_text(), 800)
@@ -184,6 +189,7 @@ def test_a_rejected_file_fails_its_sensor_at_once_and_nothing_is_sent(
     local = write_send(tmp_path, name, 50, bad_row=17)
     connect(sandbox.port)
     dag = campaign_dag("mtarget_test_reject", local, deferrable=True)
+    started = time.time()
     run = run_dag(dag)
 
     states = task_states(run)
@@ -195,7 +201,7 @@ def test_a_rejected_file_fails_its_sensor_at_once_and_nothing_is_sent(
     seen = deliveries(sandbox, name)
     assert (seen.received, seen.rejected, seen.ignored) == (1, 1, 0)
     assert not seen.per_row  # nothing sent
-    output = "".join(capfd.readouterr()) + task_logs(dag.dag_id)
+    output = "".join(capfd.readouterr()) + task_logs(dag.dag_id, started)
     assert f"Send/{name.removesuffix('.csv')}.reject: the provider REJECTED {name}" in output
 
 

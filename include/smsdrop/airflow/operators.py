@@ -19,8 +19,8 @@ second upload is a campaign sent twice. The operator's promise rests on three ru
 What is not covered: a provider that deleted the file (its 30-day retention) looks like one
 never sent; and two attempts running at the same time (a "zombie" worker still uploading
 while its retry starts) could interleave on ``name.tmp`` — Airflow's heartbeat kills a
-zombie before its retry runs, and the provider ignores a second ``.csv`` of a processed
-name in any case.
+zombie before its retry runs. (The sandbox ignores a second ``.csv`` of a processed name;
+what the real provider does then is not documented, hence all of the above.)
 """
 
 from __future__ import annotations
