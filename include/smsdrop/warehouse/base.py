@@ -1,0 +1,429 @@
+"""The warehouse interface and everything the two engines share.
+
+:class:`Warehouse` holds the domain side (what a load means, keys, SQL that both dialects
+accept); an engine supplies five primitives: a transaction, a statement, a query, a bulk
+``INSERT … SELECT`` from an Arrow table, and a streaming ``extract``. SQL here is written
+once with ``%s`` placeholders (psycopg's; the DuckDB engine turns them into ``?``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path, PurePath
+from typing import Any, ClassVar, Final, NamedTuple, Self
+
+import pandas as pd
+import pyarrow as pa
+
+from smsdrop.errors import InvalidName
+from smsdrop.naming import FileKind, parse_name
+from smsdrop.warehouse import frames
+from smsdrop.warehouse.migrations import SCHEMA_MIGRATIONS_DDL, SQL_DIR, migrations, pending
+from smsdrop.warehouse.optout import OPTOUT_KEYWORDS
+
+__all__ = ["FILE_STATES", "LoadResult", "Warehouse", "rebatch", "source_query"]
+
+#: SEND file states in the order they happen; ``done`` and ``reject`` are both final.
+FILE_STATES: Final = {"planned": 0, "tmp": 1, "csv": 2, "lock": 3, "done": 4, "reject": 4}
+_FINAL: Final = ("done", "reject")
+_IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?")
+#: Counts of a Summary copied into sms_campaigns.
+_SUMMARY_COUNTS: Final = ("recipients", "valid", "rejected", "opted_out", "segments")
+
+
+class LoadResult(NamedTuple):
+    """What a bulk load did: rows given, rows new in the table, opt-outs new or moved earlier."""
+
+    rows: int
+    new: int
+    optouts: int = 0
+
+
+def source_query(sql_or_table: str) -> str:
+    """A table name (``audience`` or ``schema.audience``) or a SELECT → a SELECT."""
+    text = sql_or_table.strip().rstrip(";").strip()
+    if not text:
+        raise ValueError("expected a table name or a SELECT, got an empty string")
+    if _IDENTIFIER.fullmatch(text):
+        return f"SELECT * FROM {text}"
+    return text
+
+
+def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Batches of exactly ``rows`` rows (the last one shorter), whatever the engine gives.
+
+    Holds at most ``rows`` rows plus the engine's current batch.
+    """
+    if rows < 1:
+        raise ValueError(f"batch_rows must be >= 1, got {rows}")
+    parts: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(rows - count, batch.num_rows)
+            parts.append(batch.slice(0, take))
+            count += take
+            batch = batch.slice(take)
+            if count == rows:
+                yield _combine(parts)
+                parts, count = [], 0
+    if count:
+        yield _combine(parts)
+
+
+def _combine(parts: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(parts) == 1:
+        return parts[0]
+    return pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
+
+
+def _basename(name: str | PurePath) -> str:
+    return PurePath(name).name if isinstance(name, PurePath) else re.split(r"[\\/]", name)[-1]
+
+
+def _send_name(name: str) -> str:
+    """A SEND file under its ``.csv`` name (the key of sms_campaign_files)."""
+    try:
+        parsed = parse_name(name)
+    except InvalidName:
+        return name
+    return parsed.with_ext("csv") if parsed.kind is FileKind.SEND else name
+
+
+class Warehouse(ABC):
+    """smsdrop's tables in a SQL warehouse: schema, bulk idempotent loads, stats, extraction.
+
+    Use as a context manager (or call :meth:`close`). Loads are idempotent: reloading the
+    same ACK, STOP or SMSMO content inserts nothing (natural keys, ``ON CONFLICT``).
+    """
+
+    dialect: ClassVar[str]
+
+    def __init__(
+        self, *, sql_dir: Path = SQL_DIR, keywords: Sequence[str] = OPTOUT_KEYWORDS
+    ) -> None:
+        self.sql_dir = Path(sql_dir)
+        self.keywords = tuple(keywords)
+        self._depth = 0
+
+    # --- engine primitives ---------------------------------------------------------------
+
+    @abstractmethod
+    def _begin(self) -> None: ...
+
+    @abstractmethod
+    def _commit(self) -> None: ...
+
+    @abstractmethod
+    def _rollback(self) -> None: ...
+
+    @abstractmethod
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; the number of rows it changed (-1 when not applicable)."""
+
+    @abstractmethod
+    def _script(self, sql: str) -> None:
+        """Run several statements (DDL), no parameters."""
+
+    @abstractmethod
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
+        """Column names and all rows of a (small) query."""
+
+    @abstractmethod
+    def _insert_select(self, table: str, data: pa.Table, conflict: str) -> int:
+        """``INSERT INTO table (cols) SELECT cols FROM <data> <conflict>``; rows changed."""
+
+    @abstractmethod
+    def extract(self, sql_or_table: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Stream a table or a SELECT as Arrow batches of exactly ``batch_rows`` rows (the
+        last one shorter); memory is bounded by the batch, not the result."""
+
+    @abstractmethod
+    def _lock_migrations(self) -> None:
+        """Serialise concurrent :meth:`migrate` calls (inside a transaction)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction; nested calls join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._begin()
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._rollback()
+            raise
+        self._depth = 0
+        self._commit()
+
+    # --- schema --------------------------------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        """Apply the DDL not applied yet, each migration in its own transaction with its row
+        in ``schema_migrations``. Returns the versions applied now ([] the second time)."""
+        available = migrations(self.dialect, self.sql_dir)
+        done: list[int] = []
+        with self.transaction():
+            self._lock_migrations()
+            self._script(SCHEMA_MIGRATIONS_DDL)
+        for migration in available:
+            with self.transaction():
+                self._lock_migrations()
+                _, rows = self._query("SELECT version, sha256 FROM schema_migrations")
+                if not pending(dict(rows), [migration]):
+                    continue
+                self._script(migration.sql)
+                self._execute(
+                    "INSERT INTO schema_migrations (version, name, sha256) VALUES (%s, %s, %s)",
+                    (migration.version, migration.name, migration.sha256),
+                )
+                done.append(migration.version)
+        return done
+
+    def applied_migrations(self) -> list[tuple[int, str]]:
+        """(version, file name) of the applied migrations, in order."""
+        _, rows = self._query("SELECT version, name FROM schema_migrations ORDER BY version")
+        return [(int(v), str(n)) for v, n in rows]
+
+    # --- loads ---------------------------------------------------------------------------
+
+    def _campaign_of(self, report: str) -> tuple[str | None, str | None]:
+        """(SEND file name, campaign id) behind a report named after a SEND file.
+
+        The campaign is the one recorded for the SEND file; when the file was not recorded,
+        the CAMPAIGNID of the name (a chunk id for campaigns split in several files).
+        """
+        try:
+            parsed = parse_name(report)
+        except InvalidName:
+            return None, None
+        send = parsed.with_kind(FileKind.SEND).name
+        _, rows = self._query("SELECT campaign_id FROM sms_campaign_files WHERE name = %s", (send,))
+        return send, (rows[0][0] if rows else parsed.campaign_id)
+
+    def load_acks(self, frame: pd.DataFrame, file: str | PurePath) -> LoadResult:
+        """Load a parsed ACK file (:func:`smsdrop.reports.parse_ack`) into ``sms_deliveries``.
+
+        Keyed by (ACK file, MSISDN): reloading the file inserts nothing.
+        """
+        name = _basename(file)
+        send_file, campaign_id = self._campaign_of(name)
+        data = frames.deliveries_table(frame, name, send_file, campaign_id)
+        with self.transaction():
+            new = self._insert_select(
+                "sms_deliveries", data, "ON CONFLICT (file, msisdn) DO NOTHING"
+            )
+        return LoadResult(len(frame), new)
+
+    def _upsert_optouts(self, data: pa.Table) -> int:
+        # The earliest known opt-out wins; reloading the same rows changes nothing.
+        return self._insert_select(
+            "sms_optouts",
+            data,
+            "ON CONFLICT (msisdn) DO UPDATE SET source = excluded.source,"
+            " received_at = excluded.received_at, keyword = excluded.keyword,"
+            " file = excluded.file"
+            " WHERE excluded.received_at IS NOT NULL AND (sms_optouts.received_at IS NULL"
+            " OR excluded.received_at < sms_optouts.received_at)",
+        )
+
+    def upsert_optouts(
+        self, frame: pd.DataFrame, source: str, file: str | PurePath | None = None
+    ) -> LoadResult:
+        """Add numbers to the suppression list (``sms_optouts``).
+
+        ``frame`` needs ``msisdn`` (any notation; stored as E.164, unparseable numbers
+        skipped), and may have ``received_at`` and ``message`` (a STOP report has both:
+        the keyword is kept). ``source`` says where they come from (``stop_report``,
+        ``import``, …). A number already there keeps its earliest opt-out.
+        """
+        name = None if file is None else _basename(file)
+        data = frames.optouts_table(frame, source, name, self.keywords)
+        with self.transaction():
+            new = self._upsert_optouts(data)
+        return LoadResult(len(frame), new, new)
+
+    def load_replies(self, frame: pd.DataFrame, file: str | PurePath) -> LoadResult:
+        """Load parsed MO replies (:func:`smsdrop.reports.parse_replies`) into ``sms_replies``;
+        a reply whose first word is an opt-out keyword is an opt-out too (source
+        ``mo_reply``), in the same transaction."""
+        name = _basename(file)
+        _, campaign_id = self._campaign_of(name)
+        data = frames.replies_table(frame, name, campaign_id, self.keywords)
+        stops = data.filter(data["is_stop"])
+        optouts = frames.optouts_table(
+            pd.DataFrame(
+                {
+                    "msisdn": stops["msisdn"].to_pandas(types_mapper=pd.ArrowDtype),
+                    "received_at": stops["received_at"].to_pandas(types_mapper=pd.ArrowDtype),
+                    "message": stops["message"].to_pandas(types_mapper=pd.ArrowDtype),
+                }
+            ),
+            "mo_reply",
+            name,
+            self.keywords,
+        )
+        with self.transaction():
+            new = self._insert_select(
+                "sms_replies", data, "ON CONFLICT (msisdn, received_at, idremote) DO NOTHING"
+            )
+            moved = self._upsert_optouts(optouts) if optouts.num_rows else 0
+        return LoadResult(len(frame), new, moved)
+
+    def optout_numbers(self) -> pd.Series:
+        """Every opted-out number (E.164), as a ``string[pyarrow]`` Series named ``msisdn``."""
+        batches = list(self.extract("SELECT msisdn FROM sms_optouts ORDER BY msisdn", 1_000_000))
+        if not batches:
+            return pd.Series([], dtype="string[pyarrow]", name="msisdn")
+        column = pa.Table.from_batches(batches).column("msisdn").cast(pa.string())
+        return pd.Series(pd.array(column, dtype="string[pyarrow]"), name="msisdn")
+
+    def save_rejects(self, campaign_id: str, rejects: pd.DataFrame) -> LoadResult:
+        """Store a campaign's rejected rows (:data:`smsdrop.validation.REJECT_COLUMNS`),
+        keyed by (campaign, source row); the MSISDN is stored masked, whatever is given."""
+        data = frames.rejects_table(campaign_id, rejects)
+        with self.transaction():
+            new = self._insert_select(
+                "sms_rejected_rows", data, "ON CONFLICT (campaign_id, source_row) DO NOTHING"
+            )
+        return LoadResult(len(rejects), new)
+
+    # --- campaigns and files -------------------------------------------------------------
+
+    def record_campaign(
+        self,
+        campaign_id: str,
+        service_id: str,
+        *,
+        status: str,
+        parameters: Mapping[str, Any] | None = None,
+        summary: object = None,
+        send_at: datetime | None = None,
+    ) -> None:
+        """Create or update a campaign. ``summary`` (a :class:`smsdrop.prepare.Summary` or
+        its dict) fills the counts and the send time; what is not given is kept."""
+        facts = frames.as_mapping(summary)
+        counts = [facts.get(k) for k in _SUMMARY_COUNTS]
+        files = facts.get("files")
+        n_files = len(files) if isinstance(files, list) else None
+        if send_at is None and facts.get("send_at"):
+            send_at = datetime.fromisoformat(str(facts["send_at"]))
+        params = None if parameters is None else json.dumps(parameters, default=str)
+        keep = ", ".join(
+            f"{c} = COALESCE(excluded.{c}, sms_campaigns.{c})"
+            for c in ("parameters", *_SUMMARY_COUNTS, "files", "send_at")
+        )
+        with self.transaction():
+            self._execute(
+                "INSERT INTO sms_campaigns (campaign_id, service_id, parameters, status,"
+                " recipients, valid, rejected, opted_out, segments, files, send_at)"
+                " VALUES (%s, %s, CAST(%s AS JSON), %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (campaign_id) DO UPDATE SET service_id = excluded.service_id,"
+                f" status = excluded.status, {keep}, updated_at = CURRENT_TIMESTAMP",
+                (campaign_id, service_id, params, status, *counts, n_files, send_at),
+            )
+
+    def record_file_state(
+        self,
+        name: str | PurePath,
+        state: str,
+        *,
+        campaign_id: str | None = None,
+        row_count: int | None = None,
+        byte_count: int | None = None,
+        sha256: str | None = None,
+    ) -> str:
+        """Record a SEND file's state (``planned`` → ``tmp`` → ``csv`` → ``lock`` →
+        ``done``/``reject``) and facts; returns the state now stored.
+
+        The file is keyed by its ``.csv`` name whatever extension is given. States only move
+        forward: recording an earlier state (a retried task) changes nothing, and a final
+        state is final. A new file needs its ``campaign_id``.
+        """
+        if state not in FILE_STATES:
+            raise ValueError(f"state must be one of {', '.join(FILE_STATES)}, got {state!r}")
+        key = _send_name(_basename(name))
+        with self.transaction():
+            _, found = self._query("SELECT state FROM sms_campaign_files WHERE name = %s", (key,))
+            if not found:
+                if campaign_id is None:
+                    raise ValueError(f"{key} is not recorded yet: give its campaign_id")
+                self._execute(
+                    "INSERT INTO sms_campaign_files (name, campaign_id, row_count, byte_count,"
+                    " sha256, state, finished_at) VALUES (%s, %s, %s, %s, %s, %s,"
+                    " CASE WHEN %s THEN CURRENT_TIMESTAMP END)",
+                    (key, campaign_id, row_count, byte_count, sha256, state, state in _FINAL),
+                )
+                return state
+            current = found[0][0]
+            moves = FILE_STATES[state] > FILE_STATES[current] and current not in _FINAL
+            new_state = state if moves else current
+            self._execute(
+                "UPDATE sms_campaign_files SET state = %s,"
+                " campaign_id = COALESCE(%s, campaign_id), row_count = COALESCE(%s, row_count),"
+                " byte_count = COALESCE(%s, byte_count), sha256 = COALESCE(%s, sha256),"
+                " updated_at = CURRENT_TIMESTAMP,"
+                " finished_at = CASE WHEN %s THEN COALESCE(finished_at, CURRENT_TIMESTAMP) END"
+                " WHERE name = %s",
+                (new_state, campaign_id, row_count, byte_count, sha256, new_state in _FINAL, key),
+            )
+            return new_state
+
+    # --- report offsets ------------------------------------------------------------------
+
+    def get_offset(self, report_name: str | PurePath) -> int:
+        """Byte offset where the next read of a growing report starts (0 if never read)."""
+        _, rows = self._query(
+            "SELECT byte_offset FROM sms_report_offsets WHERE report_name = %s",
+            (_basename(report_name),),
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def set_offset(self, report_name: str | PurePath, offset: int) -> None:
+        """Persist the offset reached (call it in the transaction that loaded the rows)."""
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        with self.transaction():
+            self._execute(
+                "INSERT INTO sms_report_offsets (report_name, byte_offset) VALUES (%s, %s)"
+                " ON CONFLICT (report_name) DO UPDATE SET byte_offset = excluded.byte_offset,"
+                " updated_at = CURRENT_TIMESTAMP",
+                (_basename(report_name), offset),
+            )
+
+    # --- stats ---------------------------------------------------------------------------
+
+    def campaign_stats(self, campaign_id: str) -> dict[str, Any]:
+        """The campaign's row of the ``sms_campaign_stats`` view, as a dict."""
+        names, rows = self._query(
+            "SELECT * FROM sms_campaign_stats WHERE campaign_id = %s", (campaign_id,)
+        )
+        if not rows:
+            raise LookupError(f"no campaign {campaign_id!r} in the warehouse")
+        return dict(zip(names, rows[0], strict=True))
+
+    def query_frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """A small query as a pandas frame (views, checks); use :meth:`extract` for big ones."""
+        names, rows = self._query(sql, params)
+        return pd.DataFrame.from_records(rows, columns=names)

@@ -1,0 +1,256 @@
+"""Report frames → the Arrow tables the warehouse loads (pure: no database here).
+
+Everything per row is vectorised: numbers through :func:`smsdrop.msisdn.classify` (country
+stored at load time, never computed in SQL), message facts through
+:func:`smsdrop.gsm.check_messages` (once per distinct text), keywords through
+:mod:`smsdrop.warehouse.optout`. Natural keys are deduplicated here so that one bulk
+statement never meets the same key twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from smsdrop.gsm import EncodingPolicy, check_messages
+from smsdrop.msisdn import classify, mask
+from smsdrop.warehouse.optout import OPTOUT_KEYWORDS, optout_keyword
+
+__all__ = [
+    "DELIVERY_COLUMNS",
+    "OPTOUT_COLUMNS",
+    "REJECT_TABLE_COLUMNS",
+    "REPLY_COLUMNS",
+    "deliveries_table",
+    "optouts_table",
+    "rejects_table",
+    "replies_table",
+]
+
+_S: Final = pa.string()
+_TS: Final = pa.timestamp("s", tz="UTC")
+
+DELIVERY_SCHEMA: Final = pa.schema(
+    [
+        ("file", _S),
+        ("send_file", _S),
+        ("campaign_id", _S),
+        ("msisdn", _S),
+        ("idremote", _S),
+        ("oadc", _S),
+        ("idstatus", pa.int32()),
+        ("status", _S),
+        ("ackoperator", _S),
+        ("country", _S),
+        ("encoding", _S),
+        ("segments", pa.int32()),
+    ]
+)
+REPLY_SCHEMA: Final = pa.schema(
+    [
+        ("msisdn", _S),
+        ("received_at", _TS),
+        ("idremote", _S),
+        ("message", _S),
+        ("file", _S),
+        ("campaign_id", _S),
+        ("country", _S),
+        ("is_stop", pa.bool_()),
+        ("keyword", _S),
+    ]
+)
+OPTOUT_SCHEMA: Final = pa.schema(
+    [("msisdn", _S), ("source", _S), ("received_at", _TS), ("keyword", _S), ("file", _S)]
+)
+REJECT_SCHEMA: Final = pa.schema(
+    [
+        ("campaign_id", _S),
+        ("source_row", pa.int64()),
+        ("idremote", _S),
+        ("msisdn_masked", _S),
+        ("reason", _S),
+        ("field", _S),
+        ("detail", _S),
+    ]
+)
+DELIVERY_COLUMNS: Final = tuple(DELIVERY_SCHEMA.names)
+REPLY_COLUMNS: Final = tuple(REPLY_SCHEMA.names)
+OPTOUT_COLUMNS: Final = tuple(OPTOUT_SCHEMA.names)
+REJECT_TABLE_COLUMNS: Final = tuple(REJECT_SCHEMA.names)
+
+#: A rejects value we may store as it is: already masked by smsdrop.msisdn.mask.
+_MASKED: Final = r"^(\+[0-9]{0,3}\*+[0-9]{0,2}|\*\*\*)$"
+
+
+def _strings(values: pd.Series | Iterable[object]) -> pa.Array:
+    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    return pa.array(series.astype("string[pyarrow]")).cast(_S)
+
+
+def _const(value: object, n: int, type_: pa.DataType = _S) -> pa.Array:
+    return pa.array([value] * n, type_) if value is not None else pa.nulls(n, type_)
+
+
+def _empty_to_null(arr: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
+
+
+def _first_by_key(table: pa.Table, keys: list[str]) -> pa.Table:
+    """Keep the first row of each key (in table order): one bulk statement, one row per key."""
+    if table.num_rows == 0:
+        return table
+    indexed = table.append_column("__i", pa.array(range(table.num_rows), pa.int64()))
+    firsts = indexed.group_by(keys, use_threads=False).aggregate([("__i", "min")])
+    take = pc.sort_indices(firsts["__i_min"])
+    return table.take(pc.take(firsts["__i_min"], take))
+
+
+def deliveries_table(
+    frame: pd.DataFrame, file: str, send_file: str | None, campaign_id: str | None
+) -> pa.Table:
+    """A parsed ACK (:func:`smsdrop.reports.parse_ack`) → ``sms_deliveries`` rows.
+
+    The message body is not kept: its encoding and segment count are (docs/WAREHOUSE.md).
+    """
+    n = len(frame)
+    msisdn = _strings(frame["msisdn"])
+    numbers = classify(frame["msisdn"].astype("string[pyarrow]"), default_region="FR")
+    facts = check_messages(frame["msg"].astype("string[pyarrow]"), EncodingPolicy.UCS2, True)
+    table = pa.table(
+        {
+            "file": _const(file, n),
+            "send_file": _const(send_file, n),
+            "campaign_id": _const(campaign_id, n),
+            "msisdn": msisdn,
+            "idremote": _strings(frame["idremote"]),
+            "oadc": _strings(frame["oadc"]),
+            "idstatus": pa.array(frame["idstatus"].astype("int64[pyarrow]")).cast(pa.int32()),
+            "status": _strings(frame["status"]),
+            "ackoperator": _empty_to_null(_strings(frame["ackoperator"])),
+            "country": _strings(numbers["country"]),
+            "encoding": _strings(facts["encoding"]),
+            "segments": pa.array(facts["segments"].to_numpy(), pa.int64()).cast(pa.int32()),
+        },
+        schema=DELIVERY_SCHEMA,
+    )
+    return _first_by_key(table, ["file", "msisdn"])
+
+
+def _received_at(frame: pd.DataFrame) -> pa.Array:
+    if "received_at" not in frame:
+        return pa.nulls(len(frame), _TS)
+    return pa.array(frame["received_at"]).cast(_TS)
+
+
+def replies_table(
+    frame: pd.DataFrame,
+    file: str,
+    campaign_id: str | None,
+    keywords: Iterable[str] = OPTOUT_KEYWORDS,
+) -> pa.Table:
+    """A parsed SMSMO (or STOP) file (:func:`smsdrop.reports.parse_replies`) → ``sms_replies``.
+
+    The number is normalised to E.164 (as typed when it cannot be); ``is_stop`` and
+    ``keyword`` come from the first word of the message.
+    """
+    n = len(frame)
+    numbers = classify(frame["msisdn"].astype("string[pyarrow]"), default_region="FR")
+    e164 = pc.coalesce(_strings(numbers["e164"]), _strings(frame["msisdn"]))
+    keyword = _strings(optout_keyword(frame["message"], keywords))
+    table = pa.table(
+        {
+            "msisdn": e164,
+            "received_at": _received_at(frame),
+            "idremote": pc.fill_null(_strings(frame["idremote"]), ""),
+            "message": _strings(frame["message"]),
+            "file": _const(file, n),
+            "campaign_id": _const(campaign_id, n),
+            "country": _strings(numbers["country"]),
+            "is_stop": pc.is_valid(keyword),
+            "keyword": keyword,
+        },
+        schema=REPLY_SCHEMA,
+    )
+    return _first_by_key(table, ["msisdn", "received_at", "idremote"])
+
+
+def optouts_table(
+    frame: pd.DataFrame,
+    source: str,
+    file: str | None = None,
+    keywords: Iterable[str] = OPTOUT_KEYWORDS,
+) -> pa.Table:
+    """Opt-out rows from any frame with an ``msisdn`` column (a STOP report, an import...).
+
+    ``received_at`` and ``message`` are used when present (the keyword is the message's
+    opt-out keyword, null when it has none). Numbers that are not even parseable are
+    dropped (nothing could be suppressed with them); each number is kept once, at its
+    earliest ``received_at``.
+    """
+    n = len(frame)
+    numbers = classify(frame["msisdn"].astype("string[pyarrow]"), default_region="FR")
+    if "message" in frame:
+        keyword = _strings(optout_keyword(frame["message"], keywords))
+    else:
+        keyword = pa.nulls(n, _S)
+    table = pa.table(
+        {
+            "msisdn": _strings(numbers["e164"]),
+            "source": _const(source, n),
+            "received_at": _received_at(frame),
+            "keyword": keyword,
+            "file": _const(file, n),
+        },
+        schema=OPTOUT_SCHEMA,
+    )
+    table = table.filter(pc.is_valid(table["msisdn"]))
+    order = pc.sort_indices(
+        table, [("msisdn", "ascending"), ("received_at", "ascending")], null_placement="at_end"
+    )
+    return _first_by_key(table.take(order), ["msisdn"])
+
+
+def rejects_table(campaign_id: str, rejects: pd.DataFrame) -> pa.Table:
+    """A rejects frame (:data:`smsdrop.validation.REJECT_COLUMNS`) → ``sms_rejected_rows``.
+
+    The MSISDN must be masked already; a value that still looks like a whole number is
+    masked here, anything else unrecognised becomes ``***``: no full number is ever stored.
+    """
+    n = len(rejects)
+    shown = _strings(rejects["msisdn"])
+    masked_ok = pc.fill_null(pc.match_substring_regex(shown, _MASKED), False)
+    remasked = _strings(mask(pd.Series(pd.array(shown, dtype="string[pyarrow]"))))
+    safe = pc.if_else(masked_ok, shown, remasked)  # mask(): E.164 masked, anything else ***
+
+    def column(name: str) -> pa.Array:
+        return _strings(rejects[name]) if name in rejects else pa.nulls(n, _S)
+
+    table = pa.table(
+        {
+            "campaign_id": _const(campaign_id, n),
+            "source_row": pa.array(rejects["row"].astype("int64").to_numpy(), pa.int64()),
+            "idremote": column("idremote"),
+            "msisdn_masked": safe,
+            "reason": column("reason"),
+            "field": column("field"),
+            "detail": column("detail"),
+        },
+        schema=REJECT_SCHEMA,
+    )
+    return _first_by_key(table, ["campaign_id", "source_row"])
+
+
+def as_mapping(summary: object) -> Mapping[str, object]:
+    """A :class:`smsdrop.prepare.Summary` (or a mapping) as a plain mapping."""
+    if summary is None:
+        return {}
+    if isinstance(summary, Mapping):
+        return summary
+    as_dict = getattr(summary, "as_dict", None)
+    if callable(as_dict):
+        return as_dict()
+    raise TypeError(f"expected a Summary or a mapping, got {type(summary).__name__}")

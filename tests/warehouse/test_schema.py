@@ -1,0 +1,80 @@
+"""Migrations: numbered DDL applied once, on both engines."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from smsdrop.warehouse.migrations import SQL_DIR, MigrationError, migrations
+
+TABLES = {
+    "schema_migrations",
+    "sms_ack_statuses",
+    "sms_optouts",
+    "sms_campaigns",
+    "sms_campaign_files",
+    "sms_rejected_rows",
+    "sms_deliveries",
+    "sms_replies",
+    "sms_report_offsets",
+}
+VIEWS = {
+    "sms_delivery_outcomes",
+    "sms_campaign_stats",
+    "sms_campaign_stop_numbers",
+    "sms_campaign_stats_by_operator",
+    "sms_campaign_stats_by_country",
+}
+
+
+def _relations(wh) -> set[str]:
+    frame = wh.query_frame(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+    )
+    return set(frame["table_name"])
+
+
+def test_dialects_share_the_ddl_where_they_agree() -> None:
+    duck = [m.name for m in migrations("duckdb")]
+    pg = [m.name for m in migrations("postgres")]
+    assert duck == ["001_tables.sql", "002_views.sql", "003_indexes.duckdb.sql"]
+    assert pg == ["001_tables.sql", "002_views.sql", "003_indexes.postgres.sql"]
+
+
+def test_migrate_creates_everything_once(open_warehouse) -> None:
+    with open_warehouse() as wh:
+        assert wh.migrate() == [1, 2, 3]
+        assert _relations(wh) == TABLES | VIEWS
+        statuses = wh.query_frame("SELECT count(*) AS n FROM sms_ack_statuses")["n"][0]
+    with open_warehouse() as wh:  # a second process, later
+        assert wh.migrate() == []
+        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3]
+        assert _relations(wh) == TABLES | VIEWS
+        assert wh.query_frame("SELECT count(*) AS n FROM sms_ack_statuses")["n"][0] == statuses
+
+
+def test_new_migration_applies_alone_and_edited_one_is_refused(open_warehouse, tmp_path) -> None:
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    with open_warehouse(sql_dir=sql_dir) as wh:
+        assert wh.migrate() == [1, 2, 3]
+        (sql_dir / "004_extra.sql").write_text("CREATE TABLE sms_extra (x INTEGER);\n")
+        assert wh.migrate() == [4]
+        assert wh.migrate() == []
+        (sql_dir / "001_tables.sql").write_text("-- edited\n")
+        with pytest.raises(MigrationError, match="001_tables.sql changed"):
+            wh.migrate()
+
+
+def test_a_failing_migration_leaves_no_trace(open_warehouse, tmp_path) -> None:
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    (sql_dir / "004_broken.sql").write_text(
+        "CREATE TABLE sms_half (x INTEGER);\nTHIS IS NOT SQL;\n"
+    )
+    with open_warehouse(sql_dir=sql_dir) as wh:
+        with pytest.raises(Exception):  # noqa: B017 - each driver has its own error class
+            wh.migrate()
+        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3]
+        assert "sms_half" not in _relations(wh)
