@@ -5,7 +5,13 @@ from __future__ import annotations
 import runpy
 import sys
 
-BENCHMARKS = ("bench.bench_prepare", "bench.bench_gsm", "bench.bench_msisdn", "bench.bench_sftp")
+BENCHMARKS = (
+    "bench.bench_prepare",
+    "bench.bench_gsm",
+    "bench.bench_msisdn",
+    "bench.bench_sftp",
+    "bench.bench_transfer",
+)
 
 for module in BENCHMARKS:
     print(f"\n=== {module} ===", flush=True)

@@ -12,7 +12,7 @@ The same 1,000,000-record SEND file, the same server, alternately, several round
 
 Servers: the sandbox in its own process (``smsdrop sandbox serve``: its own GIL, as the
 provider is another machine) and a private OpenSSH ``sshd`` on loopback when installed
-(``.ci/ensure-sshd``). Figures go to docs/PERFORMANCE-transfer.md.
+(``.ci/ensure-sshd``). Figures go to docs/PERFORMANCE.md.
 
     AIRFLOW_HOME=$PWD .venv/bin/python -m bench.bench_transfer [--records 1000000] [--rounds 3]
 """

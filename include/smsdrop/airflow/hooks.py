@@ -20,7 +20,7 @@ hook adds, and why:
   reject), :meth:`upload_atomic` (``name.tmp`` → size and, where the server offers it,
   checksum → POSIX rename to ``name.csv``), reports listed, downloaded, deleted, and read
   incrementally from a byte offset (:meth:`read_from`) while the provider appends.
-* **Fast transfers** (FIELD-NOTES recipe, docs/PERFORMANCE-transfer.md): AES-GCM is
+* **Fast transfers** (FIELD-NOTES recipe, docs/PERFORMANCE.md): AES-GCM is
   negotiated when the server offers it (paramiko alone picks aes128-ctr), requests are
   261120 bytes (OpenSSH's own write length; paramiko's default is 32 KiB) and pipelined,
   reads are prefetched. Compression is off: CSV over a fast link is CPU-bound and zlib
