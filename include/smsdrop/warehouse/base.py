@@ -340,7 +340,7 @@ class Warehouse(ABC):
                 " recipients, valid, rejected, opted_out, segments, files, send_at)"
                 " VALUES (%s, %s, CAST(%s AS JSON), %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (campaign_id) DO UPDATE SET service_id = excluded.service_id,"
-                f" status = excluded.status, {keep}, updated_at = CURRENT_TIMESTAMP",
+                f" status = excluded.status, {keep}, updated_at = now()",
                 (campaign_id, service_id, params, status, *counts, n_files, send_at),
             )
 
@@ -372,7 +372,7 @@ class Warehouse(ABC):
                 self._execute(
                     "INSERT INTO sms_campaign_files (name, campaign_id, row_count, byte_count,"
                     " sha256, state, finished_at) VALUES (%s, %s, %s, %s, %s, %s,"
-                    " CASE WHEN %s THEN CURRENT_TIMESTAMP END)",
+                    " CASE WHEN %s THEN now() END)",
                     (key, campaign_id, row_count, byte_count, sha256, state, state in _FINAL),
                 )
                 return state
@@ -383,8 +383,8 @@ class Warehouse(ABC):
                 "UPDATE sms_campaign_files SET state = %s,"
                 " campaign_id = COALESCE(%s, campaign_id), row_count = COALESCE(%s, row_count),"
                 " byte_count = COALESCE(%s, byte_count), sha256 = COALESCE(%s, sha256),"
-                " updated_at = CURRENT_TIMESTAMP,"
-                " finished_at = CASE WHEN %s THEN COALESCE(finished_at, CURRENT_TIMESTAMP) END"
+                " updated_at = now(),"
+                " finished_at = CASE WHEN %s THEN COALESCE(finished_at, now()) END"
                 " WHERE name = %s",
                 (new_state, campaign_id, row_count, byte_count, sha256, new_state in _FINAL, key),
             )
@@ -408,7 +408,7 @@ class Warehouse(ABC):
             self._execute(
                 "INSERT INTO sms_report_offsets (report_name, byte_offset) VALUES (%s, %s)"
                 " ON CONFLICT (report_name) DO UPDATE SET byte_offset = excluded.byte_offset,"
-                " updated_at = CURRENT_TIMESTAMP",
+                " updated_at = now()",
                 (_basename(report_name), offset),
             )
 

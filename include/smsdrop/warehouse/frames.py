@@ -208,9 +208,8 @@ def optouts_table(
         schema=OPTOUT_SCHEMA,
     )
     table = table.filter(pc.is_valid(table["msisdn"]))
-    order = pc.sort_indices(
-        table, [("msisdn", "ascending"), ("received_at", "ascending")], null_placement="at_end"
-    )
+    # earliest first (nulls last: the default), so the first row per number wins
+    order = pc.sort_indices(table, [("msisdn", "ascending"), ("received_at", "ascending")])
     return _first_by_key(table.take(order), ["msisdn"])
 
 
