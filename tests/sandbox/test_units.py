@@ -16,7 +16,7 @@ from smsdrop.reports import parse_ack, write_ack_line
 from smsdrop.sandbox import Outcome, SandboxConfig, SimClock
 from smsdrop.sandbox.config import STATUSES, STOP_SPELLINGS
 from smsdrop.sandbox.engine import ack_bytes
-from smsdrop.sandbox.events import EventLog, events
+from smsdrop.sandbox.events import EVENTS_FILE, EventLog, events
 from smsdrop.sandbox.plan import CODE, OUTCOMES, Plan, ack_operator_ids, build_plan, draw, schedule
 from smsdrop.sandbox.replies import is_stop
 from smsdrop.sandbox.server import peer_allowed
@@ -262,3 +262,17 @@ def test_event_tail_reads_only_what_was_added(tmp_path) -> None:
     assert [e["name"] for e in tail.poll()] == ["b"]
     assert tail.poll() == []
     log.close()
+
+
+def test_event_log_survives_a_line_torn_by_a_killed_process(tmp_path) -> None:
+    path = tmp_path / EVENTS_FILE
+    log = EventLog(path)
+    log.emit("file_done", datetime(2026, 12, 1, tzinfo=UTC), name="a")
+    log.close()
+    with open(path, "ab") as handle:  # what SIGKILL in the middle of a write leaves
+        handle.write(b'{"kind":"message_sent","at":"2026-12-01T00:0')
+    log = EventLog(path)  # the restarted sandbox
+    log.emit("file_done", datetime(2026, 12, 1, tzinfo=UTC), name="b")
+    log.close()
+    assert [e["name"] for e in events(tmp_path, "file_done")] == ["a", "b"]
+    assert events(tmp_path, "message_sent") == []

@@ -46,6 +46,11 @@ class EventLog:
         self.path = path
         self._lock = threading.Lock()
         self._file = open(path, "ab")  # noqa: SIM115 - closed in close()
+        if self._file.tell() and _last_byte(path) != b"\n":
+            # A process killed mid-write left half a line: end it, so the next event
+            # starts a line of its own (readers skip the torn one).
+            self._file.write(b"\n")
+            self._file.flush()
 
     def emit(self, kind: str, at: datetime, **fields: Any) -> dict[str, Any]:
         """Write one event; returns it (as written)."""
@@ -83,10 +88,19 @@ def _matcher(kind: str | None, match: dict[str, Any]):
     def matches(line: bytes) -> dict | None:
         if prefix and not line.startswith(prefix):
             return None  # most lines are messages: skip them without parsing
-        event = json.loads(line)
+        try:
+            event = json.loads(line)
+        except ValueError:  # the torn last line of a killed process (see EventLog)
+            return None
         return event if all(event.get(k) == v for k, v in match.items()) else None
 
     return matches
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        handle.seek(-1, 2)
+        return handle.read(1)
 
 
 class EventTail:
