@@ -36,52 +36,21 @@ from typing import Self
 os.environ.setdefault("AIRFLOW_HOME", str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
-import numpy as np
-import pyarrow as pa
-
-from smsdrop.csvfile import encode_records
+from bench import common
 from smsdrop.sandbox.reference import PrivateSshd, find_sshd, free_port
 
 WORK = Path("var/bench/transfer").resolve()
 NAME = "SEND-12345-20261201-0800-bench.csv"
 START = "2026-12-01T09:00+01:00"
-FIRST = ("Marie", "Jean", "Hélène", "Anaïs", "Léa", "Chloé", "Lucas", "Hugo", "Jérôme", "Emma")
-CITY = ("Paris", "Lyon", "Marseille", "Nantes", "Besançon", "Nîmes", "Orléans", "Brest")
 CONN = "mtarget_bench"
 
 
 def send_file(records: int) -> Path:
-    """A valid SEND file of distinct French mobiles and personalised texts (~125 B/record)."""
-    path = WORK / f"{records}" / NAME
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(1)
-    index = np.arange(records)
-    first = np.array(FIRST)[rng.integers(0, len(FIRST), records)]
-    city = np.array(CITY)[rng.integers(0, len(CITY), records)]
-    msg = np.char.add(np.char.add(np.char.add("Bonjour ", first), ", -20% ce samedi a "), city)
-    msg = np.char.add(msg, " sur tout le magasin, venez nombreux ! STOP au 36111")
-    table = pa.table(
-        {
-            "idremote": pa.array(np.char.add("C", np.char.zfill(index.astype(str), 9))),
-            "msisdn": pa.array(
-                np.char.add("+336", np.char.zfill((10_000_000 + index).astype(str), 8))
-            ),
-            "oadc": pa.array(np.full(records, "SMSDROP")),
-            "msg": pa.array(msg),
-        }
-    )
-    path.write_bytes(encode_records(table))
-    return path
+    return common.send_file(WORK / f"{records}" / NAME, records)
 
 
 def client_key() -> Path:
-    key = WORK / "id_ed25519"
-    if not key.exists():
-        WORK.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    return key
+    return common.client_key(WORK)
 
 
 class Clock:

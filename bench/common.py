@@ -1,0 +1,48 @@
+"""Pieces the SFTP benchmarks share: the file they upload and the client key they use."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from smsdrop.csvfile import encode_records
+
+FIRST = ("Marie", "Jean", "Hélène", "Anaïs", "Léa", "Chloé", "Lucas", "Hugo", "Jérôme", "Emma")
+CITY = ("Paris", "Lyon", "Marseille", "Nantes", "Besançon", "Nîmes", "Orléans", "Brest")
+
+
+def send_file(path: Path, records: int) -> Path:
+    """A valid SEND file of distinct French mobiles and personalised texts, built once."""
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    index = np.arange(records)
+    first = np.array(FIRST)[rng.integers(0, len(FIRST), records)]
+    city = np.array(CITY)[rng.integers(0, len(CITY), records)]
+    msg = np.char.add(np.char.add(np.char.add("Bonjour ", first), ", -20% ce samedi a "), city)
+    msg = np.char.add(msg, " sur tout le magasin, venez nombreux ! STOP au 36111")
+    table = pa.table(
+        {
+            "idremote": pa.array(np.char.add("C", np.char.zfill(index.astype(str), 9))),
+            "msisdn": pa.array(
+                np.char.add("+336", np.char.zfill((10_000_000 + index).astype(str), 8))
+            ),
+            "oadc": pa.array(np.full(records, "SMSDROP")),
+            "msg": pa.array(msg),
+        }
+    )
+    path.write_bytes(encode_records(table))
+    return path
+
+
+def client_key(work: Path) -> Path:
+    """An ed25519 client key under ``work`` (made once)."""
+    key = work / "id_ed25519"
+    if not key.exists():
+        work.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key
