@@ -5,13 +5,15 @@ Reloading the same report changes nothing; every report is real bytes parsed bac
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
-from reportdata import ACK, PARIS, SEND, SMSMO, STOP, ack_frame, at, replies_frame, reply_bytes
+from reportdata import ACK, SEND, SMSMO, STOP, ack_frame, at, replies_frame, reply_bytes
 
 from smsdrop.prepare import Summary
-from smsdrop.reports import parse_replies, parse_replies_from
+from smsdrop.reports import parse_ack, parse_replies, parse_replies_from, write_ack_line
 from smsdrop.validation import REJECT_COLUMNS, Rules, validate
 from smsdrop.warehouse import OPTOUT_KEYWORDS, optout_keyword
 
@@ -282,8 +284,6 @@ def test_record_campaign_from_a_summary(warehouse) -> None:
         1,
     ]
     assert pd.Timestamp(row["send_at"]) == pd.Timestamp("2026-12-01T10:00:00+01:00")
-    import json
-
     assert json.loads(row["parameters"]) == params
 
 
@@ -291,8 +291,6 @@ def test_big_ack_loads_in_bulk(warehouse) -> None:
     """50,000 ACK lines go through the bulk path (and again, inserting nothing)."""
     n = 50_000
     numbers = [f"+336{i:08d}" for i in range(n)]
-    from smsdrop.reports import parse_ack, write_ack_line
-
     data = b"".join(
         write_ack_line(f"C{i}", numbers[i], "SHOP", "Promo", 1 + i % 4, "x", "op") for i in range(n)
     )
@@ -302,4 +300,3 @@ def test_big_ack_loads_in_bulk(warehouse) -> None:
     stats = warehouse.campaign_stats("promo")
     assert stats["acked"] == n and stats["delivered"] == n // 4
     assert np.isclose(stats["delivery_rate"], 0.25)
-    _ = PARIS
