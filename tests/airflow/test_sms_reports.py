@@ -1,0 +1,227 @@
+"""The ``sms_reports`` DAG end to end: ``dag.test()`` against the sandbox, on DuckDB and on
+PostgreSQL (the ``smsdrop_warehouse`` connection of each type).
+
+A SEND file is sent first (the sandbox only takes replies from numbers it sent to); then
+replies are injected, the DAG runs, and the warehouse is compared with what was injected.
+Numbers are compared, never printed: assertion messages show masked numbers only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smsdrop.airflow.hooks import MTargetHook, send_name
+from smsdrop.airflow.warehouse import (
+    DuckDBHook,
+    duckdb_path,
+    postgres_dsn,
+    warehouse_from_connection,
+)
+from smsdrop.msisdn import mask_one
+from smsdrop.naming import FileKind
+from smsdrop.warehouse import DuckDBWarehouse, PostgresWarehouse
+from tests.airflow.support import msisdns, run_dag, task_states, text_of, write_send, xcom
+from tests.warehouse.conftest import PG_ADMIN_DSN, pg_database  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "SEND-12345-20261201-0800-replies.csv"
+STOP = send_name(NAME).with_kind(FileKind.STOP).name
+SMSMO = send_name(NAME).with_kind(FileKind.SMSMO).name
+CHATTY = "Merci, a samedi au magasin"
+
+
+def _masked(numbers: Any) -> list[str]:
+    return sorted(mask_one(str(n)) for n in numbers)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_conn(request: pytest.FixtureRequest, monkeypatch, tmp_path: Path) -> Iterator[str]:
+    """``smsdrop_warehouse`` pointed at a fresh DuckDB file or PostgreSQL schema."""
+    if request.param == "duckdb":
+        document = {"conn_type": "duckdb", "extra": {"path": str(tmp_path / "wh.duckdb")}}
+    else:
+        database = request.getfixturevalue("pg_database")
+        dbname = database.split("dbname=")[1].split()[0]
+        schema = f"r_{uuid.uuid4().hex[:10]}"
+        import psycopg
+
+        with psycopg.connect(database, autocommit=True) as con:
+            con.execute(f"CREATE SCHEMA {schema}")
+        document = {
+            "conn_type": "postgres",
+            "host": "127.0.0.1",
+            "port": 5432,
+            "login": "postgres",
+            "schema": dbname,
+            "extra": {"options": f"-csearch_path={schema}"},
+        }
+    monkeypatch.setenv("AIRFLOW_CONN_SMSDROP_WAREHOUSE", json.dumps(document))
+    yield request.param
+
+
+def _load_dag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "sms_reports.py"))
+    assert bag.import_errors == {}
+    return bag.dags["sms_reports"]
+
+
+def _asset_events(run: Any) -> list[dict]:
+    """Extras of the ``smsdrop://optouts`` Asset events ``run`` emitted."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .filter(AssetModel.name == "smsdrop://optouts", AssetEvent.source_run_id == run.run_id)
+            .order_by(AssetEvent.id)
+            .all()
+        )
+        return [dict(row.extra) for row in rows]
+
+
+def _state() -> dict[str, Any]:
+    with warehouse_from_connection() as wh:
+        optouts = wh.query_frame("SELECT msisdn, source FROM sms_optouts ORDER BY msisdn")
+        replies = wh.query_frame("SELECT msisdn, message, is_stop, file FROM sms_replies")
+        return {
+            "optouts": list(zip(optouts["msisdn"], optouts["source"], strict=True)),
+            "replies": sorted(
+                zip(replies["msisdn"], replies["message"], replies["is_stop"], strict=True)
+            ),
+            "offsets": {name: wh.get_offset(name) for name in (STOP, SMSMO)},
+        }
+
+
+def test_replies_and_optouts_loaded_incrementally_and_idempotently(
+    make_sandbox, connect, warehouse_conn, tmp_path: Path, capfd, caplog
+) -> None:
+    sandbox = make_sandbox(stop_rate=0, mo_rate=0)  # only the replies injected here
+    connect(sandbox.port)
+    hook = MTargetHook()
+    hook.upload_atomic(write_send(tmp_path, NAME, 10), NAME)
+    sandbox.wait_for("batch_done", file=NAME)
+    numbers = msisdns(10)
+    sandbox.reply(numbers[1], "STOP")
+    sandbox.reply(numbers[2], CHATTY)
+    dag = _load_dag()
+    started = time.time()
+
+    run = run_dag(dag)
+    assert str(run.state) == "success", task_states(run)
+    counts = xcom(run, "load_reply_reports")
+    assert counts == {
+        "files": 2,
+        "files_read": 2,
+        "bytes": counts["bytes"],
+        "rows": 3,  # the STOP line, and both replies in SMSMO
+        "replies": 2,
+        "optouts": 1,  # the STOP (its SMSMO copy finds it there already)
+    }
+    state = _state()
+    assert [n for n, _ in state["optouts"]] == [numbers[1]], _masked(state["optouts"])
+    assert {n for n, *_ in state["replies"]} == {numbers[1], numbers[2]}
+    assert {(m, s) for _, m, s in state["replies"]} == {("STOP", True), (CHATTY, False)}
+    sizes = {name: hook.report_size(name) for name in (STOP, SMSMO)}
+    assert state["offsets"] == sizes
+    assert counts["bytes"] == sum(sizes.values())
+    assert _asset_events(run)[-1] == counts  # the Asset's event carries the counts
+
+    again = run_dag(dag)  # nothing new: nothing changes
+    assert str(again.state) == "success"
+    assert xcom(again, "load_reply_reports")["files_read"] == 0
+    assert _state() == state
+
+    sandbox.reply(numbers[5], "arret")  # appended to both reports
+    sandbox.reply(numbers[6], "ok pour samedi")
+    third = run_dag(dag)
+    assert str(third.state) == "success"
+    counts3 = xcom(third, "load_reply_reports")
+    new_sizes = {name: hook.report_size(name) for name in (STOP, SMSMO)}
+    assert counts3["bytes"] == sum(new_sizes[n] - sizes[n] for n in sizes)  # only the new bytes
+    assert counts3["rows"] == 3 and counts3["replies"] == 2 and counts3["optouts"] == 1
+    final = _state()
+    assert [n for n, _ in final["optouts"]] == sorted([numbers[1], numbers[5]])
+    assert len(final["replies"]) == 4
+    assert final["offsets"] == new_sizes
+
+    output = (
+        "".join(capfd.readouterr())
+        + caplog.text
+        + text_of(
+            f
+            for f in (ROOT / "var" / "logs").glob("dag_id=sms_reports/**/*.log")
+            if f.stat().st_mtime >= started
+        )
+    )
+    for number in numbers:
+        assert number not in output and number[1:] not in output, mask_one(number)
+    assert "reply reports loaded" in output  # the task log is really looked at
+    assert CHATTY not in output and "ok pour samedi" not in output
+
+
+def test_no_connection_means_the_default_duckdb_file(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_SMSDROP_WAREHOUSE", raising=False)
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    assert duckdb_path() == tmp_path / "var" / "warehouse.duckdb"
+    assert DuckDBHook().path == tmp_path / "var" / "warehouse.duckdb"
+    with warehouse_from_connection() as wh:
+        assert isinstance(wh, DuckDBWarehouse)
+        assert wh.migrate()
+    assert (tmp_path / "var" / "warehouse.duckdb").is_file()
+
+
+def test_duckdb_hook_runs_sql_on_the_connection_file(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    document = {"conn_type": "duckdb", "host": "data/wh.duckdb"}
+    monkeypatch.setenv("AIRFLOW_CONN_SMSDROP_WAREHOUSE", json.dumps(document))
+    hook = DuckDBHook()
+    assert hook.path == tmp_path / "data" / "wh.duckdb"  # relative: under AIRFLOW_HOME
+    assert hook.get_first("SELECT 40 + 2") == (42,)
+    with warehouse_from_connection() as wh:
+        assert isinstance(wh, DuckDBWarehouse)
+        wh.migrate()
+    assert hook.get_records("SELECT count(*) FROM sms_optouts") == [(0,)]
+
+
+def test_postgres_connection_builds_a_dsn(monkeypatch, pg_database: str) -> None:  # noqa: F811
+    dbname = pg_database.split("dbname=")[1].split()[0]
+    document = {
+        "conn_type": "postgres",
+        "host": "127.0.0.1",
+        "port": 5432,
+        "login": "postgres",
+        "schema": dbname,
+        "extra": {"sslmode": "disable", "unrelated": "x"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_SMSDROP_WAREHOUSE", json.dumps(document))
+    from airflow.sdk import BaseHook
+
+    dsn = postgres_dsn(BaseHook.get_connection("smsdrop_warehouse"))
+    assert f"dbname={dbname}" in dsn and "sslmode=disable" in dsn and "unrelated" not in dsn
+    with warehouse_from_connection() as wh:
+        assert isinstance(wh, PostgresWarehouse)
+        wh.migrate()
+        assert wh.get_offset("STOP-1-20261201-0800-x.csv") == 0
+
+
+def test_other_connection_types_are_refused(monkeypatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMSDROP_WAREHOUSE", json.dumps({"conn_type": "mysql", "host": "h"})
+    )
+    with pytest.raises(ValueError, match="'duckdb' or 'postgres'"):
+        warehouse_from_connection()
+
+
+assert PG_ADMIN_DSN  # the admin DSN the imported fixture uses (SMSDROP_TEST_PG_DSN)
