@@ -12,12 +12,14 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from smsdrop.airflow.hooks import MTargetHook, send_name
+from smsdrop.airflow.reports_task import load_reply_reports
 from smsdrop.airflow.warehouse import (
     DuckDBHook,
     duckdb_path,
@@ -26,7 +28,8 @@ from smsdrop.airflow.warehouse import (
 )
 from smsdrop.msisdn import mask_one
 from smsdrop.naming import FileKind
-from smsdrop.warehouse import DuckDBWarehouse, PostgresWarehouse
+from smsdrop.reports import write_reply_line
+from smsdrop.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse
 from tests.airflow.support import msisdns, run_dag, task_states, text_of, write_send, xcom
 from tests.warehouse.conftest import PG_ADMIN_DSN, pg_database  # noqa: F401  (a fixture)
 
@@ -169,6 +172,56 @@ def test_replies_and_optouts_loaded_incrementally_and_idempotently(
         assert number not in output and number[1:] not in output, mask_one(number)
     assert "reply reports loaded" in output  # the task log is really looked at
     assert CHATTY not in output and "ok pour samedi" not in output
+
+
+@pytest.fixture
+def sent(make_sandbox, connect, tmp_path: Path, monkeypatch) -> Any:
+    """A sandbox that sent NAME to 10 numbers; ``smsdrop_warehouse`` is a DuckDB file."""
+    document = {"conn_type": "duckdb", "extra": {"path": str(tmp_path / "wh.duckdb")}}
+    monkeypatch.setenv("AIRFLOW_CONN_SMSDROP_WAREHOUSE", json.dumps(document))
+    sandbox = make_sandbox(stop_rate=0, mo_rate=0)
+    connect(sandbox.port)
+    MTargetHook().upload_atomic(write_send(tmp_path, NAME, 10), NAME)
+    sandbox.wait_for("batch_done", file=NAME)
+    return sandbox
+
+
+def test_a_half_written_last_line_waits_for_the_next_run(sent) -> None:
+    numbers = msisdns(10)
+    sent.reply(numbers[1], "STOP")
+    assert load_reply_reports()["optouts"] == 1
+    path = sent.layout.root / "Report" / STOP
+    line = write_reply_line(numbers[4], datetime(2026, 12, 1, 9, 30, tzinfo=UTC), "Stop", "R9")
+    with path.open("ab") as out:  # the provider caught mid-write
+        out.write(line[:-7])
+    counts = load_reply_reports()
+    assert counts["files_read"] == 0 and counts["optouts"] == 0
+    assert _state()["offsets"][STOP] == path.stat().st_size - len(line[:-7])
+    with path.open("ab") as out:
+        out.write(line[-7:])
+    counts = load_reply_reports()
+    assert counts["files_read"] == 1 and counts["rows"] == 1 and counts["optouts"] == 1
+    assert _state()["offsets"][STOP] == path.stat().st_size
+    assert [n for n, _ in _state()["optouts"]] == sorted([numbers[1], numbers[4]])
+
+
+def test_a_failed_load_keeps_no_row_and_the_offset(sent, monkeypatch) -> None:
+    numbers = msisdns(10)
+    sent.reply(numbers[2], "ARRÊT")
+
+    def broken(self: Any, report_name: Any, offset: int) -> None:
+        raise RuntimeError("the warehouse went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Warehouse, "set_offset", broken)
+        with pytest.raises(RuntimeError, match="went away"):
+            load_reply_reports()
+    state = _state()
+    assert state["optouts"] == [] and state["replies"] == []
+    assert state["offsets"] == {STOP: 0, SMSMO: 0}
+    counts = load_reply_reports()  # the retry
+    assert counts["files_read"] == 2 and counts["optouts"] == 1 and counts["replies"] == 1
+    assert [n for n, _ in _state()["optouts"]] == [numbers[2]]
 
 
 def test_no_connection_means_the_default_duckdb_file(monkeypatch, tmp_path: Path) -> None:
