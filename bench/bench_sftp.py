@@ -30,7 +30,7 @@ from pathlib import Path
 
 from bench import common
 from smsdrop.sandbox.events import events
-from smsdrop.sandbox.reference import PrivateSshd, find_sshd, free_port
+from smsdrop.sandbox.reference import PrivateSshd, find_sshd, free_port, sftp_command
 
 WORK = Path("var/bench/sftp").resolve()
 NAME = "SEND-12345-20261201-0800-bench"  # 08:00 Paris: past at the sandbox's start, sent at once
@@ -51,30 +51,10 @@ def sftp(
     """Run one ``sftp -b`` session; its wall time in seconds."""
     script = cwd / "batch"
     script.write_text(batch)
-    command = [
-        "sftp",
-        "-q",
-        "-b",
-        str(script),
-        "-P",
-        str(port),
-        "-i",
-        str(key),
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        f"UserKnownHostsFile={known_hosts}",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "GlobalKnownHostsFile=/dev/null",
-    ]
-    if cipher:
-        command += ["-c", cipher]
+    options = ["-q", *(["-c", cipher] if cipher else [])]
+    command = sftp_command(port, user, key, known_hosts, *options, batch=script)
     start = time.perf_counter()
-    subprocess.run([*command, f"{user}@127.0.0.1"], check=True, cwd=cwd, stdout=subprocess.DEVNULL)
+    subprocess.run(command, check=True, cwd=cwd, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 

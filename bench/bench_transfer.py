@@ -37,7 +37,7 @@ os.environ.setdefault("AIRFLOW_HOME", str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
 from bench import common
-from smsdrop.sandbox.reference import PrivateSshd, find_sshd, free_port
+from smsdrop.sandbox.reference import PrivateSshd, find_sshd, free_port, sftp_command
 
 WORK = Path("var/bench/transfer").resolve()
 NAME = "SEND-12345-20261201-0800-bench.csv"
@@ -142,27 +142,7 @@ def openssh(server: Server, file: Path, key: Path, work: Path) -> tuple[float, f
     known.write_text(f"{where} {server.host_key}\n")
 
     def session(batch: str) -> tuple[float, float]:
-        command = [
-            "sftp",
-            "-q",
-            "-b",
-            "-",
-            "-P",
-            str(server.port),
-            "-i",
-            str(key),
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            f"UserKnownHostsFile={known}",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            f"{server.user}@127.0.0.1",
-        ]
+        command = sftp_command(server.port, server.user, key, known, "-q")
         with Clock(children=True) as clock:
             subprocess.run(command, input=batch.encode(), check=True, stdout=subprocess.DEVNULL)
         return clock.result()

@@ -20,6 +20,7 @@ import asyncssh
 import pytest
 
 from smsdrop.sandbox import Sandbox, SandboxConfig
+from smsdrop.sandbox.reference import sftp_command
 
 PARIS = ZoneInfo("Europe/Paris")
 #: A Tuesday, an ordinary working day in France.
@@ -187,27 +188,9 @@ def openssh(
     script = tmp / "batch"
     script.write_text(batch)
     return subprocess.run(
-        [
-            SFTP,
-            "-b",
-            str(script),
-            "-P",
-            str(sandbox.port),
-            "-i",
-            str(key),
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            f"UserKnownHostsFile={known}",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            *extra,
-            f"{sandbox.config.user}@127.0.0.1",
-        ],
+        sftp_command(
+            sandbox.port, sandbox.config.user, key, known, *extra, batch=script, program=SFTP
+        ),
         capture_output=True,
         text=True,
         timeout=60,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from smsdrop.sandbox.reference import PrivateSshd, find_sshd
+from smsdrop.sandbox.reference import PrivateSshd, find_sshd, sftp_command
 from tests.sandbox.conftest import SFTP, Keys, mobiles, records
 
 pytestmark = pytest.mark.skipif(
@@ -28,26 +28,7 @@ def test_same_upload_into_private_sshd_and_sandbox(sandbox, keys: Keys, tmp_path
             (sandbox.port, "sandbox", "Send/SEND-12345-20261201-0800-ref.tmp"),
         ):
             subprocess.run(
-                [
-                    SFTP,
-                    "-b",
-                    "-",
-                    "-P",
-                    str(port),
-                    "-i",
-                    str(keys.ed25519),
-                    "-o",
-                    "IdentitiesOnly=yes",
-                    "-o",
-                    f"UserKnownHostsFile={known}",
-                    "-o",
-                    "StrictHostKeyChecking=yes",
-                    "-o",
-                    "BatchMode=yes",
-                    "-o",
-                    "GlobalKnownHostsFile=/dev/null",
-                    f"{user}@127.0.0.1",
-                ],
+                sftp_command(port, user, keys.ed25519, known, program=SFTP),
                 input=f"put up.tmp {target}\n",
                 text=True,
                 capture_output=True,

@@ -20,9 +20,46 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-__all__ = ["PrivateSshd", "find_sshd", "free_port"]
+__all__ = ["PrivateSshd", "find_sshd", "free_port", "sftp_command"]
 
 PRIVSEP_DIR = Path("/run/sshd")
+
+
+def sftp_command(
+    port: int,
+    user: str,
+    key: Path | str,
+    known_hosts: Path | str,
+    *options: str,
+    batch: Path | str = "-",
+    program: str = "sftp",
+) -> list[str]:
+    """OpenSSH ``sftp`` in batch mode, logging in with ``key`` only and the host key pinned.
+
+    ``batch`` is a file of commands, or ``-`` for standard input; ``options`` go before the
+    destination (``-q``, ``-c CIPHER`` …).
+    """
+    return [
+        program,
+        "-b",
+        str(batch),
+        "-P",
+        str(port),
+        "-i",
+        str(key),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        *options,
+        f"{user}@127.0.0.1",
+    ]
 
 
 def find_sshd() -> str | None:
