@@ -114,22 +114,7 @@ def main() -> None:
     root = tmp / "sandbox"
     port = free_port()
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "smsdrop",
-            "sandbox",
-            "serve",
-            "--root",
-            str(root),
-            "--port",
-            str(port),
-            "--authorized-keys",
-            str(authorized),
-            "--start",
-            START,
-            "-q",
-        ],
+        common.sandbox_serve_command(root, port, authorized, START),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

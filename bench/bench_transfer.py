@@ -158,22 +158,7 @@ def start_sandbox(work: Path, key: Path) -> tuple[subprocess.Popen[str], Server]
     root = work / "sandbox"
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "smsdrop",
-            "sandbox",
-            "serve",
-            "--root",
-            str(root),
-            "--port",
-            str(port),
-            "--authorized-keys",
-            str(authorized),
-            "--start",
-            START,
-            "-q",
-        ],
+        common.sandbox_serve_command(root, port, authorized, START),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

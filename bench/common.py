@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,3 +47,23 @@ def client_key(work: Path) -> Path:
         work.mkdir(parents=True, exist_ok=True)
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     return key
+
+
+def sandbox_serve_command(root: Path, port: int, authorized: Path, start: str) -> list[str]:
+    """``smsdrop sandbox serve`` in its own process, quiet, with the benchmark's client key."""
+    return [
+        sys.executable,
+        "-m",
+        "smsdrop",
+        "sandbox",
+        "serve",
+        "--root",
+        str(root),
+        "--port",
+        str(port),
+        "--authorized-keys",
+        str(authorized),
+        "--start",
+        start,
+        "-q",
+    ]
