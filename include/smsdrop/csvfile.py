@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -319,9 +319,3 @@ def _decode(data: bytes, source: str, encoding: str) -> str:
         ) from None
     except LookupError:
         raise InputError(f"unknown file encoding {encoding!r}", file=source) from None
-
-
-def iter_batches(table: pa.Table, size: int) -> Iterator[pa.Table]:
-    """Slices of ``table`` of at most ``size`` rows (zero-copy)."""
-    for start in range(0, table.num_rows, size):
-        yield table.slice(start, size)

@@ -22,7 +22,6 @@ from smsdrop.reasons import REASON_FIELD, Reason
 FIELD_PATTERNS: dict[str, str] = {
     "idremote": r"[A-Za-z0-9]{1,40}",
     "oadc": r"[A-Za-z0-9]{1,11}",
-    "e164": r"\+[1-9][0-9]{5,14}",
 }
 #: A sender that reads as a French mobile number: operators block business SMS from it.
 FRENCH_MOBILE_SENDER = r"(?:\+?33|0)[67][0-9]{8}"
@@ -146,12 +145,6 @@ def rejects_frame(
         },
         columns=list(REJECT_COLUMNS),
     ).astype({"reason": "string[pyarrow]", "field": "string[pyarrow]"})
-
-
-def empty_rejects() -> pd.DataFrame:
-    """A rejects table with no rows and the right columns."""
-    empty = pd.Series([], dtype="string[pyarrow]")
-    return rejects_frame(pd.Series([], dtype="int64"), empty, empty, np.empty(0, np.int8))
 
 
 class Dedupe:
