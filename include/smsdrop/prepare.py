@@ -307,6 +307,7 @@ def prepare(
     ``timings``, when given, receives the seconds spent per stage (for the benchmarks).
     """
     clock = Stopwatch(timings if timings is not None else {})
+    # Refuse a bad SERVICEID or CAMPAIGNID before reading a single audience row.
     naming.build_name(naming.FileKind.SEND, campaign.service_id, _utcnow(), campaign.campaign_id)
     placeholders = template_fields(campaign.template)
     columns = list(dict.fromkeys([*AUDIENCE_REQUIRED, *placeholders]))
