@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ import pytest
 
 from smsdrop.sandbox import Sandbox, SandboxConfig
 from tests.airflow.support import FaultProxy
+from tests.warehouse.conftest import pg_database  # noqa: F401  (a fixture)
 
 PARIS = ZoneInfo("Europe/Paris")
 START = datetime(2026, 12, 1, 9, 0, tzinfo=PARIS)  # a Tuesday
@@ -173,3 +175,33 @@ def airflow_db() -> Path:
             capture_output=True,
         )
     return path or ROOT
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_conn(request: pytest.FixtureRequest, monkeypatch, tmp_path: Path) -> Iterator[str]:
+    """``smsdrop_warehouse`` pointed at a fresh DuckDB file or PostgreSQL schema."""
+    if request.param == "duckdb":
+        document = {"conn_type": "duckdb", "extra": {"path": str(tmp_path / "wh.duckdb")}}
+    else:
+        database = request.getfixturevalue("pg_database")
+        dbname = database.split("dbname=")[1].split()[0]
+        schema = f"r_{uuid.uuid4().hex[:10]}"
+        import psycopg
+
+        with psycopg.connect(database, autocommit=True) as con:
+            con.execute(f"CREATE SCHEMA {schema}")
+        document = postgres_conn(dbname, options=f"-csearch_path={schema}")
+    monkeypatch.setenv("AIRFLOW_CONN_SMSDROP_WAREHOUSE", json.dumps(document))
+    yield request.param
+
+
+def postgres_conn(dbname: str, **extra: object) -> dict[str, object]:
+    """An Airflow connection document for the local PostgreSQL (trust auth)."""
+    return {
+        "conn_type": "postgres",
+        "host": "127.0.0.1",
+        "port": 5432,
+        "login": "postgres",
+        "schema": dbname,
+        "extra": extra,
+    }

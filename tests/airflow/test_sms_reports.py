@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,8 +28,9 @@ from smsdrop.msisdn import mask_one
 from smsdrop.naming import FileKind
 from smsdrop.reports import write_reply_line
 from smsdrop.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse
+from tests.airflow.conftest import postgres_conn
 from tests.airflow.support import msisdns, run_dag, task_states, text_of, write_send, xcom
-from tests.warehouse.conftest import PG_ADMIN_DSN, pg_database  # noqa: F401  (a fixture)
+from tests.warehouse.conftest import PG_ADMIN_DSN
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,31 +42,6 @@ CHATTY = "Merci, a samedi au magasin"
 
 def _masked(numbers: Any) -> list[str]:
     return sorted(mask_one(str(n)) for n in numbers)
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def warehouse_conn(request: pytest.FixtureRequest, monkeypatch, tmp_path: Path) -> Iterator[str]:
-    """``smsdrop_warehouse`` pointed at a fresh DuckDB file or PostgreSQL schema."""
-    if request.param == "duckdb":
-        document = {"conn_type": "duckdb", "extra": {"path": str(tmp_path / "wh.duckdb")}}
-    else:
-        database = request.getfixturevalue("pg_database")
-        dbname = database.split("dbname=")[1].split()[0]
-        schema = f"r_{uuid.uuid4().hex[:10]}"
-        import psycopg
-
-        with psycopg.connect(database, autocommit=True) as con:
-            con.execute(f"CREATE SCHEMA {schema}")
-        document = {
-            "conn_type": "postgres",
-            "host": "127.0.0.1",
-            "port": 5432,
-            "login": "postgres",
-            "schema": dbname,
-            "extra": {"options": f"-csearch_path={schema}"},
-        }
-    monkeypatch.setenv("AIRFLOW_CONN_SMSDROP_WAREHOUSE", json.dumps(document))
-    yield request.param
 
 
 def _load_dag() -> Any:
@@ -248,16 +222,9 @@ def test_duckdb_hook_runs_sql_on_the_connection_file(monkeypatch, tmp_path: Path
     assert hook.get_records("SELECT count(*) FROM sms_optouts") == [(0,)]
 
 
-def test_postgres_connection_builds_a_dsn(monkeypatch, pg_database: str) -> None:  # noqa: F811
+def test_postgres_connection_builds_a_dsn(monkeypatch, pg_database: str) -> None:
     dbname = pg_database.split("dbname=")[1].split()[0]
-    document = {
-        "conn_type": "postgres",
-        "host": "127.0.0.1",
-        "port": 5432,
-        "login": "postgres",
-        "schema": dbname,
-        "extra": {"sslmode": "disable", "unrelated": "x"},
-    }
+    document = postgres_conn(dbname, sslmode="disable", unrelated="x")
     monkeypatch.setenv("AIRFLOW_CONN_SMSDROP_WAREHOUSE", json.dumps(document))
     from airflow.sdk import BaseHook
 

@@ -50,7 +50,8 @@ class MTargetUploadOperator(BaseOperator):
     it submitted already: ``name``, ``stem``, ``remote_path``, ``bytes``, ``send_at``
     (ISO 8601, UTC, from the name), ``records`` and ``sha256`` (as given).
 
-    :param local_path: the SEND file to upload (templated)
+    :param local_path: the SEND file to upload: a path, or an ``ObjectStoragePath`` URL
+        (``file://…``, ``s3://…``) fetched to a temporary file first (templated)
     :param remote_name: the name to give it; default the local file's name (templated).
         Must be ``SEND-SERVICEID-YYYYMMDD-HHMM-CAMPAIGNID.csv``.
     :param mtarget_conn_id: the provider's SFTP connection (templated)
@@ -86,7 +87,15 @@ class MTargetUploadOperator(BaseOperator):
         self.sha256 = sha256
 
     def execute(self, context: Context) -> dict[str, Any]:
-        local = Path(os.fspath(self.local_path))
+        source = os.fspath(self.local_path)
+        if "://" in source:  # a staged file behind an ObjectStoragePath URL
+            from smsdrop.airflow.staging import local_file
+
+            with local_file(source) as local:
+                return self._submit(local)
+        return self._submit(Path(source))
+
+    def _submit(self, local: Path) -> dict[str, Any]:
         name = self.remote_name or local.name
         parsed = send_name(name)
         if not local.is_file():

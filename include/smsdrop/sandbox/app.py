@@ -12,10 +12,12 @@ checks, sends, ACKs, replies, retention, inbox) — see :mod:`smsdrop.sandbox.sc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -141,6 +143,33 @@ class Sandbox:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(found)}/{count} {kind} event(s) {match} after {timeout}s")
             time.sleep(0.02)
+
+    @contextlib.contextmanager
+    def fast_forward(
+        self, step: timedelta = timedelta(hours=6), interval: float = 0.2
+    ) -> Iterator[None]:
+        """While inside, jump the clock by ``step`` every ``interval`` real seconds as long
+        as an accepted file still waits for its ACK — so a client that waits for reports (a
+        DAG run, the demo) gets them in seconds, whatever the day and the delay."""
+        stop = threading.Event()
+
+        def run() -> None:
+            accepted, acked = EventTail(self.layout.root, "file_done"), set()
+            acks = EventTail(self.layout.root, "report_written", report="ACK")
+            waiting: set[str] = set()
+            while not stop.wait(interval):
+                waiting |= {e["name"] for e in accepted.poll()}
+                acked |= {e["file"] for e in acks.poll()}
+                if waiting - acked:
+                    self.advance(step)
+
+        thread = threading.Thread(target=run, name="sandbox-fast-forward", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def settle(self, timeout: float = 20.0) -> None:
         """Wait until everything due by the simulated now has happened: scheduled jobs, a

@@ -390,6 +390,31 @@ class Warehouse(ABC):
             )
             return new_state
 
+    def campaign_files(self, campaign_id: str) -> list[dict[str, Any]]:
+        """The SEND files recorded for a campaign (name, state, row_count, sha256), by name."""
+        names, rows = self._query(
+            "SELECT name, state, row_count, sha256 FROM sms_campaign_files"
+            " WHERE campaign_id = %s ORDER BY name",
+            (campaign_id,),
+        )
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def forget_planned(self, campaign_id: str, names: Sequence[str]) -> int:
+        """Drop ``planned`` names that never reached the provider (the caller checked);
+        a name in any other state is kept. Returns how many were dropped."""
+        dropped = 0
+        with self.transaction():
+            for name in names:
+                dropped += max(
+                    0,
+                    self._execute(
+                        "DELETE FROM sms_campaign_files WHERE campaign_id = %s AND name = %s"
+                        " AND state = 'planned'",
+                        (campaign_id, _send_name(_basename(name))),
+                    ),
+                )
+        return dropped
+
     # --- report offsets ------------------------------------------------------------------
 
     def get_offset(self, report_name: str | PurePath) -> int:
@@ -422,6 +447,26 @@ class Warehouse(ABC):
         if not rows:
             raise LookupError(f"no campaign {campaign_id!r} in the warehouse")
         return dict(zip(names, rows[0], strict=True))
+
+    def replace_table(self, name: str, data: pa.Table) -> int:
+        """(Re)create table ``name`` holding ``data`` (text and integer columns): to seed an
+        audience for the demo, the tests and the benchmarks. Returns the rows loaded."""
+        if not _IDENTIFIER.fullmatch(name):
+            raise ValueError(f"not a table name: {name!r}")
+        columns = ", ".join(
+            f'"{f.name}" {"BIGINT" if pa.types.is_integer(f.type) else "TEXT"}' for f in data.schema
+        )
+        with self.transaction():
+            self._execute(f"DROP TABLE IF EXISTS {name}")
+            self._execute(f"CREATE TABLE {name} ({columns})")
+            for batch in data.to_batches(max_chunksize=1_000_000):
+                self._insert_select(name, pa.Table.from_batches([batch]), "")
+        return data.num_rows
+
+    def query_columns(self, sql_or_table: str) -> list[str]:
+        """The column names of a table or a SELECT (nothing is read)."""
+        names, _ = self._query(f"SELECT * FROM ({source_query(sql_or_table)}) AS q LIMIT 0")
+        return names
 
     def query_frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """A small query as a pandas frame (views, checks); use :meth:`extract` for big ones."""

@@ -1,0 +1,174 @@
+"""
+# sms_campaign — one SMS campaign, warehouse in, warehouse out
+
+Trigger it with the form (or `airflow dags trigger sms_campaign -c '{…}'`); nightly
+campaigns listed in `include/nightly_campaigns.yaml` are triggered by `sms_campaign_nightly`.
+
+1. **start** — checks the parameters; a campaign id already handed to the provider stops
+   the run here (nothing is ever sent twice; use a new campaign id to send again).
+2. **extract** — the audience (a table, a SELECT, or a `.sql` file of
+   `include/sql/audience/`) from the `smsdrop_warehouse` connection, in batches, into the
+   run's staging folder.
+3. **prepare** — message rendered from `{column}` placeholders, numbers and texts
+   validated and normalised, opt-outs (`sms_optouts`) and duplicates removed campaign-wide,
+   send slot planned inside the destinations' windows, ≤1,000,000-record SEND files
+   written; every rejected row saved with its reason in `sms_rejected_rows`. The summary
+   is in this task's log and XCom.
+4. **contract** — great-expectations checks the SEND files themselves (E.164, unique
+   numbers, field rules, segments, no opted-out number as of now).
+5. **plan** — the SEND names recorded as `planned` before any upload; a dry run or an
+   audience without a valid recipient plans nothing, and the run ends here.
+6. **upload** (one mapped task per file) — exactly once: `.tmp`, verified, renamed `.csv`.
+7. **wait_done** (mapped, deferrable) — `.done`, or `.reject`, which fails the run naming
+   the file. **record_outcome** stores each file's state.
+8. **wait_ack** (mapped, deferrable; 1 day after sending below 10,000 SMS, 4 days above)
+   → **load_acks** into `sms_deliveries` → **tidy_remote** deletes the processed remote
+   files. **remove_staged** deletes the run's staged files once they have served.
+
+Poll intervals: `SMSDROP_POLL_SECONDS` (status, default 30) and `SMSDROP_ACK_POLL_SECONDS`
+(ACK, default 600), read from the environment when the DAG is parsed.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, task
+
+from smsdrop.airflow.operators import MTargetUploadOperator
+from smsdrop.airflow.sensors import MTargetFileStatusSensor, MTargetReportSensor
+
+STATUS_POLL = float(os.environ.get("SMSDROP_POLL_SECONDS", "30"))
+ACK_POLL = float(os.environ.get("SMSDROP_ACK_POLL_SECONDS", "600"))
+OPTIONS = "Options"
+
+
+@dag(
+    dag_id="sms_campaign",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+    tags=["smsdrop"],
+    doc_md=__doc__,
+    params={
+        "campaign_id": Param(
+            "", type="string", pattern="^[A-Za-z0-9]{1,20}$",
+            description="1 to 20 letters or digits; a campaign id is sent once, ever",
+        ),
+        "service_id": Param(
+            "", type="string", pattern="^[A-Za-z0-9]{5}$",
+            description="your MTarget SERVICEID (5 letters or digits)",
+        ),
+        "audience": Param(
+            "", type="string", minLength=1,
+            description="a table (audience, schema.audience), a SELECT, or a .sql file of "
+            "include/sql/audience/; columns idremote, msisdn and the message's placeholders",
+        ),
+        "message": Param(
+            "", type="string", minLength=1, format="multiline",
+            description="the text; {column} is replaced by the audience's column",
+        ),
+        "sender": Param(
+            "", type="string", pattern="^[A-Za-z0-9]{1,11}$",
+            description="OADC: 1 to 11 letters or digits",
+        ),
+        "send_at": Param(
+            None, type=["null", "string"],
+            description="ISO 8601 (no offset = Paris time); empty: as soon as allowed. "
+            "A time outside the send window moves to the next allowed minute",
+        ),
+        "long_sms": Param(False, type="boolean", section=OPTIONS,
+                          description="allow up to 5 segments (the account must allow it)"),
+        "encoding_policy": Param(
+            "reject", enum=["reject", "transliterate", "ucs2"], section=OPTIONS,
+            description="texts outside GSM 03.38: reject the row, transliterate, or send UCS-2",
+        ),
+        "window_end": Param("22:00", enum=["22:00", "21:00", "20:00"], section=OPTIONS,
+                            description="end of the French marketing window"),
+        "default_region": Param("FR", type="string", pattern="^[A-Z]{2}$", section=OPTIONS,
+                                description="country of numbers written without +"),
+        "dry_run": Param(False, type="boolean",
+                         description="prepare and check everything, upload nothing"),
+    },
+)  # fmt: skip
+def sms_campaign() -> None:
+    @task.short_circuit
+    def start(params: dict | None = None, run_id: str | None = None) -> dict | bool:
+        from smsdrop.airflow import campaign_tasks
+
+        return campaign_tasks.start(dict(params or {}), str(run_id))
+
+    @task
+    def extract(request: dict, run_id: str | None = None) -> dict:
+        from smsdrop.airflow import campaign_tasks
+
+        return campaign_tasks.extract(request, str(run_id))
+
+    @task(multiple_outputs=True)
+    def prepare(request: dict, extracted: dict) -> dict:
+        from smsdrop.airflow import campaign_tasks
+
+        return campaign_tasks.prepare(request, extracted)
+
+    @task
+    def contract(request: dict, files: list) -> dict:
+        from smsdrop.airflow import campaign_tasks
+
+        return campaign_tasks.contract(request, files)
+
+    @task
+    def plan(request: dict, prepared: dict, run_id: str | None = None) -> list:
+        from smsdrop.airflow import campaign_tasks
+
+        return campaign_tasks.plan(request, prepared, str(run_id))
+
+    @task(trigger_rule="all_done")
+    def record_outcome(request: dict, files: list | None) -> dict:
+        from smsdrop.airflow import campaign_tasks
+
+        return campaign_tasks.record_outcome(request, files)
+
+    @task
+    def load_acks(request: dict, files: list) -> dict:
+        from smsdrop.airflow import campaign_tasks
+
+        return campaign_tasks.load_acks(request, files)
+
+    @task
+    def tidy_remote(files: list) -> int:
+        from smsdrop.airflow import campaign_tasks
+
+        return campaign_tasks.tidy_remote(files)
+
+    @task(trigger_rule="all_done")
+    def remove_staged(params: dict | None = None, run_id: str | None = None) -> bool:
+        from smsdrop.airflow import campaign_tasks
+
+        return campaign_tasks.remove_staged(str((params or {})["campaign_id"]), str(run_id))
+
+    request = start()
+    prepared = prepare(request, extract(request))
+    checked = contract(request, prepared["files"])
+    planned = plan(request, {"files": prepared["files"], "summary": prepared["summary"]})
+    checked >> planned
+
+    # One upload per file; an empty plan (dry run, nobody to send to) maps to nothing.
+    upload = MTargetUploadOperator.partial(task_id="upload").expand_kwargs(planned)
+    done = MTargetFileStatusSensor.partial(task_id="wait_done", poke_interval=STATUS_POLL).expand(
+        name=upload.output
+    )
+    outcome = record_outcome(request, planned)
+    done >> outcome
+    ack = MTargetReportSensor.partial(task_id="wait_ack", poke_interval=ACK_POLL).expand(
+        name=upload.output
+    )
+    outcome >> ack
+    loaded = load_acks(request, planned)
+    ack >> loaded
+    tidy_remote(planned).set_upstream(loaded)
+    remove_staged().set_upstream([outcome, checked, planned])
+
+
+sms_campaign()

@@ -1,0 +1,295 @@
+"""What the ``sms_campaign`` DAG's Python tasks do (the DAG file only wires them).
+
+Each function is one task: it takes small values (the request, paths, names) and returns
+small values for XCom — never rows. The domain work is in :mod:`smsdrop.campaign`,
+:mod:`smsdrop.prepare` and :mod:`smsdrop.contract`; this module adds the connections,
+the staging area, the logs and Airflow's ways of ending a task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from smsdrop.airflow import staging
+from smsdrop.airflow.warehouse import WAREHOUSE_CONN_ID, warehouse_from_connection
+from smsdrop.errors import InputError
+
+log = logging.getLogger(__name__)
+
+MTARGET_CONN_ID = "mtarget_default"
+#: Rows per batch through extraction and preparation (memory follows it).
+BATCH_ROWS = int(os.environ.get("SMSDROP_BATCH_ROWS", "250000"))
+#: Records per SEND file: the spec's 1,000,000 unless an account (or a test) wants fewer.
+MAX_RECORDS = int(os.environ.get("SMSDROP_MAX_RECORDS", "1000000"))
+
+
+def _request(values: dict[str, Any]) -> Any:
+    from smsdrop.campaign import Request
+
+    try:
+        return Request.from_mapping(values)
+    except InputError as error:
+        raise AirflowFailException(f"campaign parameters: {error}") from None
+
+
+def _remote_state(conn_id: str):
+    from smsdrop.airflow.hooks import MTargetHook
+
+    hook = MTargetHook(conn_id)
+    return lambda name: hook.remote_state(name).state.value
+
+
+def start(params: dict[str, Any], run_id: str, mtarget_conn_id: str = MTARGET_CONN_ID) -> Any:
+    """Check the parameters, and that the campaign was not submitted already.
+
+    Returns the request (truthy: the run goes on) or False: a submitted campaign is never
+    sent again, so the run stops here and says why. A dry run only warns.
+    """
+    from smsdrop.campaign import Submission, submission
+
+    request = _request(params)
+    with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
+        warehouse.migrate()
+        check = submission(warehouse, request.campaign_id, _remote_state(mtarget_conn_id))
+        if check.state is Submission.SUBMITTED:
+            if request.dry_run:
+                log.warning("%s (dry run: going on, nothing will be uploaded)", check.detail)
+                return request.as_dict()
+            log.warning("%s", check.detail)
+            return False
+        if check.state is Submission.STALE and not request.dry_run:
+            log.warning("%s", check.detail)
+            warehouse.forget_planned(request.campaign_id, [f["name"] for f in check.files])
+        warehouse.record_campaign(
+            request.campaign_id,
+            request.service_id,
+            status="dry_run" if request.dry_run else "preparing",
+            parameters={**request.as_dict(), "run_id": run_id},
+        )
+    log.info("campaign %s: %s", request.campaign_id, check.detail)
+    return request.as_dict()
+
+
+def extract(request: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """The audience from the warehouse into the run's staging folder (Parquet)."""
+    from smsdrop.campaign import AUDIENCE_FILE, extract_audience
+
+    req = _request(request)
+    folder = staging.run_folder(req.campaign_id, run_id)
+    with (
+        staging.working_dir(folder) as local,
+        warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse,
+    ):
+        try:
+            rows = extract_audience(warehouse, req, local / AUDIENCE_FILE, batch_rows=BATCH_ROWS)
+        except InputError as error:
+            raise AirflowFailException(f"audience: {error}") from None
+    log.info("audience: %d rows, columns %s, staged in %s", rows, req.columns(), folder)
+    return {"staging": str(folder), "rows": rows}
+
+
+def prepare(request: dict[str, Any], extracted: dict[str, Any]) -> dict[str, Any]:
+    """Validate, drop opt-outs and duplicates, plan the slot, write the SEND files."""
+    from smsdrop.campaign import AUDIENCE_FILE, prepare_staged, summary_lines
+
+    req = _request(request)
+    folder = staging.ObjectStoragePath(extracted["staging"])
+    with staging.working_dir(folder, fetch=not staging.is_local(folder)) as local:
+        with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
+            try:
+                summary = prepare_staged(
+                    warehouse, req, local, batch_rows=BATCH_ROWS, max_records=MAX_RECORDS
+                )
+            except InputError as error:
+                raise AirflowFailException(f"preparation: {error}") from None
+            status = "dry_run" if req.dry_run else ("prepared" if summary.valid else "empty")
+            warehouse.record_campaign(
+                req.campaign_id, req.service_id, status=status, summary=summary
+            )
+        (local / AUDIENCE_FILE).unlink(missing_ok=True)  # served: personal data
+    facts = summary.as_dict()
+    for line in summary_lines(facts):
+        log.info("%s", line)
+    files = [
+        {
+            "local_path": str(folder / f["name"]),
+            "remote_name": f["name"],
+            "records": f["rows"],
+            "sha256": f["sha256"],
+        }
+        for f in facts["files"]
+    ]
+    return {"summary": facts, "files": files, "staging": str(folder)}
+
+
+def contract(request: dict[str, Any], files: list[dict[str, Any]]) -> dict[str, Any]:
+    """The great-expectations contract on the SEND files, with the opt-outs as they are
+    now; fails the run (no retry) when the files break it."""
+    from contextlib import ExitStack
+
+    from smsdrop.contract import check_files
+
+    req = _request(request)
+    if not files:
+        raise AirflowSkipException("no SEND file: nothing to check")
+    with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
+        optouts = warehouse.optout_numbers()
+    with ExitStack() as stack:
+        paths = [stack.enter_context(staging.local_file(f["local_path"])) for f in files]
+        result = check_files(paths, req.campaign().rules(), optouts)
+    for item in result.expectations:
+        log.info(
+            "contract %s %s(%s): %s, %d unexpected of %d",
+            item["file"],
+            item["expectation"],
+            item["column"],
+            "ok" if item["success"] else "FAILED",
+            item["unexpected_count"],
+            item["element_count"],
+        )
+    if not result.success:
+        raise AirflowFailException(f"data contract broken: {result.describe_failures()}")
+    return result.as_dict()
+
+
+def plan(request: dict[str, Any], prepared: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
+    """Record the SEND names as ``planned`` before any upload; returns the uploads to make
+    (the upload operator's arguments): none for a dry run or an audience without a valid
+    recipient."""
+    req = _request(request)
+    files = prepared["files"]
+    summary = prepared["summary"]
+    if req.dry_run:
+        log.info("dry run: %d file(s) prepared, nothing uploaded", len(files))
+        return []
+    if not files:
+        log.warning(
+            "campaign %s: no valid recipient among %d rows (%s): nothing to send",
+            req.campaign_id,
+            summary["recipients"],
+            summary["rejects_by_reason"],
+        )
+        return []
+    names = sorted(f["remote_name"] for f in files)
+    with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse, warehouse.transaction():
+        recorded = warehouse.campaign_files(req.campaign_id)
+        if recorded and sorted(r["name"] for r in recorded) != names:
+            raise AirflowFailException(
+                f"campaign {req.campaign_id} has other files recorded meanwhile "
+                f"({', '.join(r['name'] for r in recorded)}): another run is submitting it; "
+                "nothing is uploaded by this one"
+            )
+        for f in files:
+            warehouse.record_file_state(
+                f["remote_name"],
+                "planned",
+                campaign_id=req.campaign_id,
+                row_count=f["records"],
+                sha256=f["sha256"],
+            )
+        warehouse.record_campaign(
+            req.campaign_id,
+            req.service_id,
+            status="planned",
+            parameters={**req.as_dict(), "run_id": run_id},
+        )
+    log.info("planned: %s", ", ".join(names))
+    return files
+
+
+def record_outcome(
+    request: dict[str, Any] | None,
+    files: list[dict[str, Any]] | None,
+    mtarget_conn_id: str = MTARGET_CONN_ID,
+) -> dict[str, str]:
+    """Record each file's state as the provider shows it; fail naming rejected files."""
+    from smsdrop.airflow.hooks import MTargetHook
+
+    if not request or not files:
+        raise AirflowSkipException("nothing was planned for upload")
+    req = _request(request)
+    hook = MTargetHook(mtarget_conn_id)
+    states: dict[str, str] = {}
+    with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
+        for f in files:
+            found = hook.remote_state(f["remote_name"]).state.value
+            states[f["remote_name"]] = (
+                warehouse.record_file_state(f["remote_name"], found)
+                if found != "absent"
+                else "planned"
+            )
+        rejected = sorted(n for n, s in states.items() if s == "reject")
+        if rejected:
+            status = "rejected"
+        elif all(s == "done" for s in states.values()):
+            status = "submitted"
+        else:
+            status = "submitting"
+        warehouse.record_campaign(req.campaign_id, req.service_id, status=status)
+    log.info("file states: %s", states)
+    if rejected:
+        raise AirflowFailException(
+            f"the provider REJECTED {', '.join(rejected)}: nothing of those files was sent"
+        )
+    return states
+
+
+def load_acks(
+    request: dict[str, Any], files: list[dict[str, Any]], mtarget_conn_id: str = MTARGET_CONN_ID
+) -> dict[str, int]:
+    """Each file's ACK report into ``sms_deliveries`` (idempotent)."""
+    from smsdrop.airflow.hooks import MTargetHook
+    from smsdrop.naming import FileKind, parse_name
+    from smsdrop.reports import parse_ack
+
+    req = _request(request)
+    hook = MTargetHook(mtarget_conn_id)
+    counts = {"files": 0, "rows": 0, "new": 0}
+    with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
+        for f in files:
+            report = parse_name(f["remote_name"]).with_kind(FileKind.ACK).name
+            data = hook.read_from(hook.report_path(report), 0)
+            result = warehouse.load_acks(parse_ack(data, report), report)
+            log.info("%s: %d lines, %d new deliveries", report, result.rows, result.new)
+            counts["files"] += 1
+            counts["rows"] += result.rows
+            counts["new"] += result.new
+        warehouse.record_campaign(req.campaign_id, req.service_id, status="acknowledged")
+        stats = warehouse.campaign_stats(req.campaign_id)
+    log.info("campaign stats: %s", {k: v for k, v in stats.items() if k != "parameters"})
+    return counts
+
+
+def tidy_remote(files: list[dict[str, Any]], mtarget_conn_id: str = MTARGET_CONN_ID) -> int:
+    """Delete the processed remote files (``Send/name.done``, the loaded ACK), as the
+    provider's good practice asks. Returns how many were removed."""
+    from smsdrop.airflow.hooks import MTargetHook
+    from smsdrop.naming import FileKind, parse_name
+
+    hook = MTargetHook(mtarget_conn_id)
+    removed = 0
+    for f in files:
+        name = parse_name(f["remote_name"])
+        for remove, target in (
+            (hook.delete_send_file, name.with_ext("done")),
+            (hook.delete_report, name.with_kind(FileKind.ACK).name),
+        ):
+            try:
+                remove(target)
+                removed += 1
+            except FileNotFoundError:
+                log.info("%s was gone already", target)
+    log.info("removed %d processed remote file(s)", removed)
+    return removed
+
+
+def remove_staged(campaign_id: str, run_id: str) -> bool:
+    """Remove the run's staging folder: it holds personal data."""
+    folder = staging.run_folder(campaign_id, run_id)
+    removed = staging.remove(folder)
+    log.info("staging %s %s", folder, "removed" if removed else "was empty")
+    return removed

@@ -1,0 +1,297 @@
+"""One campaign run, step by step, without Airflow: what the ``sms_campaign`` DAG's tasks do.
+
+* :class:`Request` — what a user asks for (the DAG's Params, or a nightly config entry),
+  checked field by field before anything is read.
+* :func:`submission` — whether the campaign id was submitted already: a campaign is sent
+  once, whatever number of runs are triggered for it.
+* :func:`extract_audience` — the audience from the warehouse into a staged Parquet file,
+  in batches (only the columns the message needs).
+* :func:`prepare_staged` — :func:`smsdrop.prepare.prepare` on the staged audience with the
+  warehouse's opt-outs; the rejects go to the warehouse.
+
+Everything that holds personal data stays in the run's staging folder, which the DAG
+removes once the files have served.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from smsdrop import naming
+from smsdrop.csvfile import MAX_RECORDS
+from smsdrop.errors import InputError
+from smsdrop.gsm import EncodingPolicy
+from smsdrop.prepare import AUDIENCE_REQUIRED, REJECTS_FILE, Campaign, Summary, prepare
+from smsdrop.prepare import template_fields as placeholders
+from smsdrop.warehouse import Warehouse
+from smsdrop.warehouse.base import source_query
+from smsdrop.warehouse.migrations import SQL_DIR
+
+#: Audience queries a run may name (``audience="weekly.sql"``) live here.
+AUDIENCE_SQL_DIR = SQL_DIR / "audience"
+AUDIENCE_FILE = "audience.parquet"
+_HHMM = re.compile(r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+@dataclass(frozen=True)
+class Request:
+    """A campaign as a user asks for it; :meth:`from_mapping` checks every field."""
+
+    campaign_id: str
+    service_id: str
+    audience: str  # a table, a SELECT, or a .sql file under include/sql/audience/
+    message: str  # template with {column} placeholders
+    sender: str
+    send_at: str = ""  # ISO 8601; no offset = Paris time; empty = as soon as allowed
+    long_sms: bool = False
+    encoding_policy: str = EncodingPolicy.REJECT.value
+    window_end: str = "22:00"
+    default_region: str = "FR"
+    dry_run: bool = False
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Request:
+        """Build and check a request; unknown keys are refused (a typo is not a default)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"unknown campaign parameter(s): {', '.join(unknown)}")
+        given = {k: v for k, v in values.items() if v is not None}
+        for name in ("campaign_id", "service_id", "audience", "message", "sender"):
+            if not str(given.get(name, "")).strip():
+                raise InputError("is required", field=name)
+        request = cls(**{k: (v.strip() if isinstance(v, str) else v) for k, v in given.items()})
+        request.check()
+        return request
+
+    def check(self) -> None:
+        try:
+            naming.build_name(
+                naming.FileKind.SEND,
+                self.service_id,
+                datetime(2026, 1, 1, tzinfo=naming.PARIS),
+                self.campaign_id,
+            )
+        except InputError as error:
+            part = "service_id" if "SERVICEID" in str(error) else "campaign_id"
+            raise InputError(str(error), field=part) from None
+        if self.encoding_policy not in {p.value for p in EncodingPolicy}:
+            choices = ", ".join(p.value for p in EncodingPolicy)
+            raise InputError(f"must be one of {choices}", field="encoding_policy")
+        if not _HHMM.match(self.window_end or ""):
+            raise InputError(f"must be HH:MM, got {self.window_end!r}", field="window_end")
+        placeholders(self.message)
+        self.send_time()
+        audience_query(self.audience)
+
+    def send_time(self) -> datetime | None:
+        """The requested send time (aware), or None for as soon as allowed."""
+        if not self.send_at:
+            return None
+        try:
+            when = datetime.fromisoformat(self.send_at)
+        except ValueError:
+            raise InputError(
+                f"not an ISO 8601 date-time: {self.send_at!r}", field="send_at"
+            ) from None
+        return when if when.tzinfo else when.replace(tzinfo=naming.PARIS)
+
+    def campaign(self) -> Campaign:
+        return Campaign(
+            service_id=self.service_id,
+            campaign_id=self.campaign_id,
+            sender=self.sender,
+            template=self.message,
+            send_at=self.send_time(),
+            default_region=self.default_region,
+            long_sms=self.long_sms,
+            encoding_policy=EncodingPolicy(self.encoding_policy),
+            window_end=None if self.window_end == "22:00" else self.window_end,
+        )
+
+    def columns(self) -> list[str]:
+        """The audience columns the campaign reads."""
+        return list(dict.fromkeys([*AUDIENCE_REQUIRED, *placeholders(self.message)]))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def audience_query(audience: str, sql_dir: Path = AUDIENCE_SQL_DIR) -> str:
+    """The SELECT behind ``audience``: a table name, a SELECT, or a ``.sql`` file of
+    ``sql_dir`` (by name; no path may leave the folder)."""
+    text = audience.strip()
+    if text.lower().endswith(".sql"):
+        path = (sql_dir / text).resolve()
+        if sql_dir.resolve() not in path.parents:
+            raise InputError(f"must be a file of {sql_dir}", field="audience")
+        if not path.is_file():
+            found = ", ".join(sorted(p.name for p in sql_dir.glob("*.sql"))) or "none"
+            raise InputError(f"no such query file (there are: {found})", file=str(path))
+        text = path.read_text("utf-8")
+    try:
+        return source_query(text)
+    except ValueError as error:
+        raise InputError(str(error), field="audience") from None
+
+
+# --- submitted once ----------------------------------------------------------------------
+
+
+class Submission(StrEnum):
+    NEW = "new"  # nothing recorded: prepare it
+    STALE = "stale"  # names planned by a run that never handed any over: prepare anew
+    SUBMITTED = "submitted"  # handed over (or being): never again
+
+
+@dataclass(frozen=True)
+class SubmissionCheck:
+    state: Submission
+    files: list[dict[str, Any]]
+    detail: str
+
+
+def submission(
+    warehouse: Warehouse, campaign_id: str, remote_state: Callable[[str], str]
+) -> SubmissionCheck:
+    """Was ``campaign_id`` handed over to the provider already?
+
+    The warehouse records each SEND name as ``planned`` before its upload. A name past
+    ``planned`` was handed over. A ``planned`` one may have been too (the run died between
+    the upload and the record), so the provider's ``Send/`` is asked (``remote_state``:
+    ``absent``, ``tmp``, ``csv``, ``lock``, ``done`` or ``reject``) before a plan is
+    called stale.
+    """
+    files = warehouse.campaign_files(campaign_id)
+    if not files:
+        return SubmissionCheck(Submission.NEW, [], f"campaign {campaign_id} is new")
+    states = {f["name"]: f["state"] for f in files}
+    for name, state in states.items():
+        if state == "planned":
+            found = remote_state(name)
+            if found != "absent":
+                states[name] = found
+    handed = {n: s for n, s in states.items() if s != "planned"}
+    listing = ", ".join(f"{n} ({s})" for n, s in sorted(states.items()))
+    if handed:
+        return SubmissionCheck(
+            Submission.SUBMITTED,
+            files,
+            f"campaign {campaign_id} was submitted already: {listing}. Nothing is sent again; "
+            "to send it anew, use a new campaign id",
+        )
+    return SubmissionCheck(
+        Submission.STALE,
+        files,
+        f"campaign {campaign_id} has names planned by an earlier run that never reached the "
+        f"provider ({listing}): they are dropped and the campaign is prepared anew",
+    )
+
+
+# --- extract and prepare -----------------------------------------------------------------
+
+
+def extract_audience(
+    warehouse: Warehouse, request: Request, out: Path, *, batch_rows: int = 250_000
+) -> int:
+    """Stream the audience's needed columns into a Parquet file; the number of rows.
+
+    Columns are read as text (a leading zero must survive); memory follows the batch.
+    """
+    query = audience_query(request.audience)
+    columns = request.columns()
+    present = warehouse.query_columns(query)
+    lacking = [c for c in columns if c not in present]
+    if lacking:
+        raise InputError(
+            f"audience lacks column(s) {', '.join(lacking)} (has: {', '.join(present)})",
+            field="audience",
+        )
+    selected = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in columns)
+    schema = pa.schema([(c, pa.string()) for c in columns])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with pq.ParquetWriter(out, schema, compression="lz4") as writer:
+        for batch in warehouse.extract(f"SELECT {selected} FROM ({query}) AS audience", batch_rows):
+            writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+            rows += batch.num_rows
+    return rows
+
+
+def prepare_staged(
+    warehouse: Warehouse,
+    request: Request,
+    staging: Path,
+    *,
+    now: datetime | None = None,
+    batch_rows: int = 250_000,
+    max_records: int = MAX_RECORDS,
+    timings: dict[str, float] | None = None,
+) -> Summary:
+    """Prepare the staged audience: SEND files and rejects in ``staging``, rejects saved to
+    the warehouse (masked), opt-outs taken from the warehouse as they are now."""
+    optouts = warehouse.optout_numbers()
+    summary = prepare(
+        staging / AUDIENCE_FILE,
+        replace(request.campaign(), max_records=max_records),
+        staging,
+        optouts=optouts,
+        now=now,
+        batch_size=batch_rows,
+        timings=timings,
+    )
+    for rejects in read_rejects(staging / REJECTS_FILE, batch_rows):
+        warehouse.save_rejects(request.campaign_id, rejects)
+    return summary
+
+
+def read_rejects(path: Path, batch_rows: int) -> Iterable[pd.DataFrame]:
+    """The rejects file in frames of ``batch_rows`` (all columns as text)."""
+    import pyarrow.csv as pacsv
+
+    reader = pacsv.open_csv(
+        path,
+        convert_options=pacsv.ConvertOptions(
+            column_types={"row": pa.int64()}, strings_can_be_null=True
+        ),
+    )
+    pending: list[pa.RecordBatch] = []
+    for batch in reader:
+        pending.append(batch)
+        if sum(b.num_rows for b in pending) >= batch_rows:
+            yield pa.Table.from_batches(pending).to_pandas()
+            pending = []
+    if pending:
+        yield pa.Table.from_batches(pending).to_pandas()
+
+
+def summary_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The summary a user reads in the task log (counts only)."""
+    lines = [
+        f"campaign {summary['campaign_id']} (service {summary['service_id']})",
+        (
+            f"recipients {summary['recipients']:,}: {summary['valid']:,} to send, "
+            f"{summary['rejected']:,} rejected ({summary['opted_out']:,} opted out)"
+        ),
+        f"send at {summary['send_at']}"
+        + (" (moved into the send window)" if summary.get("send_at_moved") else ""),
+        f"segments {summary['segments']:,}; encodings {json.dumps(summary['encodings'])}",
+        f"destinations {json.dumps(summary['countries'])}",
+    ]
+    for reason, count in summary["rejects_by_reason"].items():
+        lines.append(f"  rejected {reason}: {count:,}")
+    for entry in summary["files"]:
+        lines.append(f"  file {entry['name']}: {entry['rows']:,} records")
+    lines += [f"warning: {w}" for w in summary.get("warnings", [])]
+    return lines

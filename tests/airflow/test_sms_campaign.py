@@ -1,0 +1,222 @@
+"""The ``sms_campaign`` DAG end to end: real ``dag.test()`` runs against the sandbox, on
+DuckDB and on PostgreSQL, reconciled with the sandbox's event log (the oracle).
+
+Every audience row must end sent once or rejected with a reason; no opted-out number may
+be sent; a STOP loaded by ``sms_reports`` keeps that person out of the next campaign; a
+re-triggered campaign sends nothing twice; a provider reject fails the run naming the
+file. Assertion messages never show a full number.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from smsdrop import synthetic
+from smsdrop.airflow.warehouse import warehouse_from_connection
+from smsdrop.msisdn import classify
+from smsdrop.sandbox import Sandbox
+from tests.airflow.conftest import START
+from tests.airflow.support import run_dag, task_states, xcom
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+ROOT = Path(__file__).resolve().parents[2]
+ROWS = 3_000
+TEMPLATE = "Bonjour {first_name}, -20% ce samedi a {city} ! STOP au 36111"
+CONF: dict[str, Any] = {
+    "campaign_id": "spring",
+    "service_id": "12345",
+    "audience": "audience",
+    "message": TEMPLATE,
+    "sender": "SHOP",
+    "send_at": START.isoformat(),
+    "encoding_policy": "transliterate",
+}
+
+
+@pytest.fixture
+def campaign(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sandbox: Sandbox, connect, warehouse_conn
+) -> dict[str, Any]:
+    """The sandbox as ``mtarget_default``, a warehouse seeded with an audience and opt-outs,
+    fast polls, a private staging folder and 1,000-record files (so uploads are mapped)."""
+    connect(sandbox.port)
+    monkeypatch.setenv("SMSDROP_POLL_SECONDS", "0.2")
+    monkeypatch.setenv("SMSDROP_ACK_POLL_SECONDS", "0.3")
+    monkeypatch.setenv("SMSDROP_STAGING", (tmp_path / "staging").as_uri())
+    monkeypatch.setattr("smsdrop.airflow.campaign_tasks.MAX_RECORDS", 1_000)
+    frame = synthetic.audience(ROWS)
+    optouts = synthetic.optouts_for(frame, share=0.05)
+    with warehouse_from_connection() as warehouse:
+        warehouse.migrate()
+        warehouse.replace_table("audience", pa.Table.from_pandas(frame, preserve_index=False))
+        warehouse.upsert_optouts(pd.DataFrame({"msisdn": optouts}), "import")
+    opted = set(classify(pd.Series(optouts, dtype="string[pyarrow]"))["e164"].dropna())
+    return {"frame": frame, "optouts": opted, "staging": tmp_path / "staging"}
+
+
+def _dag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "sms_campaign.py"))
+    assert bag.import_errors == {}
+    return bag.dags["sms_campaign"]
+
+
+def _run(sandbox: Sandbox, **conf: Any) -> Any:
+    with sandbox.fast_forward():
+        return run_dag(_dag(), run_conf={**CONF, **conf})
+
+
+def _query(sql: str, *params: Any) -> pd.DataFrame:
+    with warehouse_from_connection() as warehouse:
+        return warehouse.query_frame(sql, params)
+
+
+def _sent(sandbox: Sandbox) -> Counter[str]:
+    return Counter(e["msisdn"] for e in sandbox.events("message_sent"))
+
+
+def test_a_campaign_end_to_end(sandbox: Sandbox, campaign: dict[str, Any]) -> None:
+    run = _run(sandbox)
+    states = task_states(run)
+    assert str(run.state) == "success", states
+    assert {s for s, _ in states.values()} == {"success"}, states
+
+    summary = xcom(run, "prepare")["summary"]
+    files = [f["name"] for f in summary["files"]]
+    assert len(files) == -(-summary["valid"] // 1_000) >= 2
+
+    # The oracle: every row sent once or rejected with a reason; no opted-out number sent.
+    sent = _sent(sandbox)
+    not_sent = Counter(e["msisdn"] for e in sandbox.events("message_not_sent"))
+    assert max(sent.values()) == 1
+    assert sum(sent.values()) + sum(not_sent.values()) == summary["valid"]
+    assert not set(sent) & campaign["optouts"]
+    rejected = _query(
+        "SELECT reason, count(*) AS n FROM sms_rejected_rows WHERE campaign_id = %s"
+        " GROUP BY reason",
+        "spring",
+    )
+    by_reason = dict(zip(rejected["reason"], rejected["n"].astype(int), strict=True))
+    assert by_reason == summary["rejects_by_reason"]
+    assert summary["valid"] + sum(by_reason.values()) == ROWS
+    assert by_reason.get("OPTED_OUT", 0) > 0 and by_reason.get("MSISDN_INVALID", 0) > 0
+
+    # The warehouse: files done, ACK lines loaded, stats for analysts.
+    recorded = _query(
+        "SELECT name, state, row_count FROM sms_campaign_files WHERE campaign_id = %s", "spring"
+    )
+    assert sorted(recorded["name"]) == sorted(files)
+    assert set(recorded["state"]) == {"done"}
+    stats = _query("SELECT * FROM sms_campaign_stats WHERE campaign_id = %s", "spring")
+    assert int(stats["sent"].iloc[0]) == summary["valid"]
+    deliveries = _query("SELECT count(*) AS n FROM sms_deliveries WHERE campaign_id = %s", "spring")
+    assert int(deliveries["n"].iloc[0]) == summary["valid"]
+    status = _query("SELECT status FROM sms_campaigns WHERE campaign_id = %s", "spring")
+    assert status["status"].tolist() == ["acknowledged"]
+
+    # Clean-up: staged personal data gone; processed remote files deleted.
+    assert not any(p.is_file() for p in campaign["staging"].rglob("*"))
+    left = {p.name for p in (sandbox.layout.send.iterdir())} | {
+        p.name for p in sandbox.layout.report.iterdir() if p.name.startswith("ACK-")
+    }
+    assert not left, left
+    contract = xcom(run, "contract")
+    assert contract["success"] and contract["rows"] == summary["valid"]
+
+
+def test_a_retriggered_campaign_sends_nothing_twice(
+    sandbox: Sandbox, campaign: dict[str, Any]
+) -> None:
+    first = _run(sandbox)
+    assert str(first.state) == "success"
+    before = sum(_sent(sandbox).values())
+    again = _run(sandbox)
+    states = {t: s for t, (s, _) in task_states(again).items()}
+    assert str(again.state) == "success"
+    assert states["start"] == "success" and states["extract"] == "skipped", states
+    sandbox.settle()
+    assert sum(_sent(sandbox).values()) == before
+    assert len(sandbox.events("file_received")) == len(xcom(first, "prepare")["files"])
+
+
+def test_a_stop_reply_keeps_the_person_out_of_the_next_campaign(
+    sandbox: Sandbox, campaign: dict[str, Any]
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    first = _run(sandbox)
+    sent = sorted(_sent(sandbox))
+    quitter = sent[len(sent) // 2]
+    sandbox.reply(quitter, "STOP merci")
+    reports = DagBag(dag_folder=str(ROOT / "dags" / "sms_reports.py")).dags["sms_reports"]
+    assert str(run_dag(reports).state) == "success"
+
+    second = _run(sandbox, campaign_id="summer")
+    assert str(second.state) == "success"
+    summer = Counter(e["msisdn"] for e in sandbox.events("message_sent") if "summer" in e["file"])
+    assert summer and quitter not in summer
+    summary = xcom(second, "prepare")["summary"]
+    assert sum(summer.values()) == summary["valid"]
+    # The sandbox's recipients answer STOP too: every opt-out loaded so far was kept out.
+    assert summary["opted_out"] > xcom(first, "prepare")["summary"]["opted_out"]
+    optouts = set(_query("SELECT msisdn FROM sms_optouts")["msisdn"])
+    assert quitter in optouts and not set(summer) & optouts
+
+
+def test_a_dry_run_uploads_nothing_and_keeps_no_staged_file(
+    sandbox: Sandbox, campaign: dict[str, Any]
+) -> None:
+    run = _run(sandbox, dry_run=True)
+    states = {t: s for t, (s, _) in task_states(run).items()}
+    assert str(run.state) == "success", states
+    assert states["prepare"] == states["contract"] == "success"
+    assert states["upload"] == "skipped" and states["remove_staged"] == "success"
+    assert not sandbox.events("file_received")
+    assert not any(p.is_file() for p in campaign["staging"].rglob("*"))
+    assert _query("SELECT count(*) AS n FROM sms_campaign_files")["n"].iloc[0] == 0
+    # A dry run does not spend the campaign id: the real run goes through.
+    assert str(_run(sandbox).state) == "success"
+
+
+def test_an_audience_without_a_valid_recipient_ends_clearly(
+    sandbox: Sandbox, campaign: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    with warehouse_from_connection() as warehouse:
+        bad = pd.DataFrame({"idremote": ["a1", "a2"], "msisdn": ["123", "+3314"],
+                            "first_name": ["Ana", "Bo"], "city": ["Lyon", "Nice"]})  # fmt: skip
+        warehouse.replace_table("nobody", pa.Table.from_pandas(bad, preserve_index=False))
+    run = _run(sandbox, audience="nobody", campaign_id="nobody")
+    states = {t: s for t, (s, _) in task_states(run).items()}
+    assert str(run.state) == "success", states
+    assert states["upload"] == "skipped"
+    assert not sandbox.events("file_received")
+    status = _query("SELECT status, valid FROM sms_campaigns WHERE campaign_id = %s", "nobody")
+    assert status.to_dict("records") == [{"status": "empty", "valid": 0}]
+
+
+def test_a_rejected_file_fails_the_run_with_its_name(
+    make_sandbox, connect, campaign: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    # An account bound to another SERVICEID rejects every file of this campaign.
+    strict = make_sandbox(service_id="99999")
+    connect(strict.port)
+    run = _run(strict)
+    states = task_states(run)
+    assert str(run.state) == "failed"
+    assert states["wait_done"][0] == "failed" and states["record_outcome"][0] == "failed"
+    rejected = [e["name"] for e in strict.events("file_rejected")]
+    assert rejected
+    recorded = _query("SELECT name, state FROM sms_campaign_files WHERE campaign_id = 'spring'")
+    assert set(recorded["state"]) == {"reject"}
+    assert not strict.events("message_sent")
+    assert states["remove_staged"][0] == "success"
+    log = capfd.readouterr()
+    text = log.out + log.err
+    assert all(f"the provider REJECTED {name}" in text for name in rejected), rejected
