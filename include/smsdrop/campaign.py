@@ -34,6 +34,7 @@ from smsdrop.errors import InputError
 from smsdrop.gsm import EncodingPolicy
 from smsdrop.prepare import AUDIENCE_REQUIRED, REJECTS_FILE, Campaign, Summary, prepare
 from smsdrop.prepare import template_fields as placeholders
+from smsdrop.validation import FIELD_PATTERNS
 from smsdrop.warehouse import Warehouse
 from smsdrop.warehouse.base import source_query
 from smsdrop.warehouse.migrations import SQL_DIR
@@ -86,6 +87,10 @@ class Request:
         except InputError as error:
             part = "service_id" if "SERVICEID" in str(error) else "campaign_id"
             raise InputError(str(error), field=part) from None
+        if not re.fullmatch(FIELD_PATTERNS["oadc"], self.sender):
+            raise InputError(
+                f"must be 1 to 11 ASCII letters or digits, got {self.sender!r}", field="sender"
+            )
         if self.encoding_policy not in {p.value for p in EncodingPolicy}:
             choices = ", ".join(p.value for p in EncodingPolicy)
             raise InputError(f"must be one of {choices}", field="encoding_policy")

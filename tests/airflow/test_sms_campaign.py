@@ -220,3 +220,40 @@ def test_a_rejected_file_fails_the_run_with_its_name(
     log = capfd.readouterr()
     text = log.out + log.err
     assert all(f"the provider REJECTED {name}" in text for name in rejected), rejected
+
+
+def test_the_nightly_dag_triggers_each_campaign_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from datetime import datetime
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    from smsdrop.naming import PARIS
+
+    nightly = tmp_path / "nightly.yaml"
+    nightly.write_text(
+        "campaigns:\n"
+        "  - {campaign_id: 'promo{date}', service_id: '12345', audience: audience,\n"
+        "     message: 'Bonjour {first_name}', sender: SHOP, send_time: '10:00'}\n"
+        "  - {campaign_id: 'weekend', enabled: false}\n"
+    )
+    monkeypatch.setenv("SMSDROP_NIGHTLY_FILE", str(nightly))
+    run_id = "nightly__promo20261130"
+    with create_session() as session:
+        session.query(DagRun).filter_by(dag_id="sms_campaign", run_id=run_id).delete()
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "sms_campaign_nightly.py"))
+    dag = bag.dags["sms_campaign_nightly"]
+    night = datetime(2026, 11, 30, 1, 30, tzinfo=PARIS)
+    for _ in range(2):  # the second night's run triggers nothing more
+        run = run_dag(dag, logical_date=night)
+        assert str(run.state) == "success", task_states(run)
+        night = night.replace(minute=31)
+    with create_session() as session:
+        runs = session.query(DagRun).filter_by(dag_id="sms_campaign", run_id=run_id).all()
+        assert len(runs) == 1
+        assert runs[0].conf["send_at"] == "2026-11-30T10:00:00+01:00"
+        assert runs[0].conf["message"] == "Bonjour {first_name}"
+        session.delete(runs[0])

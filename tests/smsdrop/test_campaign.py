@@ -1,0 +1,158 @@
+"""Campaign requests, audience queries, nightly entries and the data contract (no Airflow)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from smsdrop import campaign, nightly
+from smsdrop.campaign import Request, audience_query
+from smsdrop.contract import check_files
+from smsdrop.csvfile import encode_records
+from smsdrop.errors import InputError
+from smsdrop.validation import Rules
+
+GOOD = {
+    "campaign_id": "spring",
+    "service_id": "12345",
+    "audience": "audience",
+    "message": "Bonjour {first_name}",
+    "sender": "SHOP",
+}
+
+
+def test_a_good_request_is_taken_and_names_its_columns() -> None:
+    request = Request.from_mapping({**GOOD, "send_at": "2026-12-01T10:00"})
+    assert request.columns() == ["idremote", "msisdn", "first_name"]
+    assert request.send_time().utcoffset().total_seconds() == 3600  # naive = Paris (CET)
+    assert Request.from_mapping({**GOOD, "send_at": None}).send_time() is None
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"campaign_id": "spring-2026"}, "campaign_id"),
+        ({"service_id": "123"}, "service_id"),
+        ({"sender": ""}, "sender"),
+        ({"encoding_policy": "latin1"}, "encoding_policy"),
+        ({"window_end": "8pm"}, "window_end"),
+        ({"send_at": "tomorrow"}, "send_at"),
+        ({"message": "Hi {first name}"}, "MSG"),
+        ({"audience": "../../etc/passwd.sql"}, "audience"),
+    ],
+)
+def test_a_bad_request_names_the_field(change: dict, field: str) -> None:
+    with pytest.raises(InputError) as caught:
+        Request.from_mapping({**GOOD, **change})
+    assert caught.value.field == field, str(caught.value)
+
+
+def test_an_unknown_parameter_is_refused() -> None:
+    with pytest.raises(InputError, match="unknown campaign parameter"):
+        Request.from_mapping({**GOOD, "sendat": "2026-12-01T10:00+01:00"})
+
+
+def test_audience_is_a_table_a_select_or_a_query_file(tmp_path: Path) -> None:
+    (tmp_path / "vip.sql").write_text("SELECT * FROM customers WHERE vip;\n")
+    assert audience_query("crm.audience", tmp_path) == "SELECT * FROM crm.audience"
+    assert audience_query("SELECT 1 AS x", tmp_path) == "SELECT 1 AS x"
+    assert audience_query("vip.sql", tmp_path) == "SELECT * FROM customers WHERE vip"
+    with pytest.raises(InputError, match=r"no such query file \(there are: vip.sql\)"):
+        audience_query("other.sql", tmp_path)
+    assert campaign.AUDIENCE_SQL_DIR.is_dir()  # where the DAG looks
+
+
+# --- nightly ------------------------------------------------------------------------------
+
+
+def _nightly(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "nightly.yaml"
+    path.write_text(text)
+    return path
+
+
+ENTRY = """
+campaigns:
+  - campaign_id: "promo{date}"
+    service_id: "12345"
+    audience: audience
+    message: "Bonjour {first_name}"
+    sender: SHOP
+    send_time: "10:00"
+    days: [mon, sat]
+  - campaign_id: "off"
+    enabled: false
+"""
+
+
+def test_nightly_entries_become_runs_on_their_days(tmp_path: Path) -> None:
+    path = _nightly(tmp_path, ENTRY)
+    monday = nightly.runs_for(date(2026, 11, 30), path)
+    assert [r["trigger_run_id"] for r in monday] == ["nightly__promo20261130"]
+    assert monday[0]["conf"]["send_at"] == "2026-11-30T10:00:00+01:00"
+    assert monday[0]["conf"]["campaign_id"] == "promo20261130"
+    assert nightly.runs_for(date(2026, 12, 1), path) == []  # a Tuesday
+
+
+def test_a_bad_nightly_entry_is_named(tmp_path: Path) -> None:
+    path = _nightly(tmp_path, ENTRY.replace("sender: SHOP", "sender: 'SHOP & CO'"))
+    with pytest.raises(InputError, match="nightly.yaml entry 1: .*field sender"):
+        nightly.runs_for(date(2026, 11, 30), path)
+    broken = _nightly(tmp_path, "campaigns:\n  - [unclosed\n")
+    with pytest.raises(InputError) as caught:
+        nightly.read_entries(broken)
+    assert caught.value.file == str(broken) and caught.value.line
+
+
+def test_the_shipped_nightly_file_reads() -> None:
+    assert nightly.read_entries()  # the example entry
+    assert nightly.runs_for(date(2026, 11, 30)) == []  # disabled
+
+
+# --- the data contract --------------------------------------------------------------------
+
+
+def _send_file(tmp_path: Path, name: str, rows: list[tuple[str, str, str, str]]) -> Path:
+    frame = pd.DataFrame(rows, columns=["idremote", "msisdn", "oadc", "msg"])
+    import pyarrow as pa
+
+    path = tmp_path / name
+    path.write_bytes(encode_records(pa.Table.from_pandas(frame, preserve_index=False)))
+    return path
+
+
+def test_the_contract_passes_a_good_file_and_counts_what_breaks_it(tmp_path: Path) -> None:
+    good = _send_file(tmp_path, "a.csv", [("C1", "+33612345678", "SHOP", "Hello"),
+                                          ("C2", "+33612345679", "SHOP", "Hello")])  # fmt: skip
+    assert check_files([good], Rules(), pd.Series([], dtype="string")).success
+
+    bad = _send_file(
+        tmp_path,
+        "b.csv",
+        [
+            ("C3", "+33612345670", "SHOP", "x" * 161),  # two segments
+            ("C4", "0612345671", "SHOP", "Hi"),  # not E.164
+            ("C5", "+33612345672", "SHOP", "Hi"),  # opted out
+            ("C6", "+33612345678", "SHOP", "Hi"),  # also in a.csv
+        ],
+    )
+    result = check_files([good, bad], Rules(), pd.Series(["+33612345672"]))
+    assert not result.success
+    failed = {(e["file"], e["expectation"]): e["unexpected_count"] for e in result.failures}
+    assert failed == {
+        ("b.csv", "expect_column_values_to_be_between"): 1,
+        ("b.csv", "expect_column_values_to_match_regex"): 1,
+        ("b.csv", "expect_column_values_to_not_be_in_set"): 1,
+        ("*", "expect_msisdn_unique_across_files"): 1,
+    }
+    assert "+336" not in result.describe_failures()  # counts, never numbers
+    assert result.as_dict()["rows"] == 6
+    assert (
+        check_files([bad], Rules(long_sms=True), pd.Series(["+33612345672"])).failures[0][
+            "expectation"
+        ]
+        != "expect_column_values_to_be_between"
+    )
