@@ -121,6 +121,24 @@ class Sandbox:
         key_type, key_data = self.host_public_key.split()[:2]
         return f"{where} {key_type} {key_data}"
 
+    def airflow_connection(self, key_file: Path | None = None) -> dict[str, Any]:
+        """The ``mtarget_default`` connection for this sandbox, as the JSON document an
+        ``AIRFLOW_CONN_MTARGET_DEFAULT`` variable takes: its host key pinned, a client key
+        (default the generated one)."""
+        key = key_file or self.client_key_path
+        if key is None:
+            raise ValueError("give the client key: the sandbox was started with its own keys")
+        return {
+            "conn_type": "sftp",
+            "host": self.config.host,
+            "port": self.port,
+            "login": self.config.user,
+            "extra": {
+                "key_file": str(key),
+                "host_key": " ".join(self.host_public_key.split()[:2]),
+            },
+        }
+
     # --- driving it (tests, demo) ---------------------------------------------------------
 
     def advance(self, delta: timedelta) -> datetime:
