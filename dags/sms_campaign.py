@@ -42,10 +42,18 @@ from smsdrop.airflow.sensors import MTargetFileStatusSensor, MTargetReportSensor
 STATUS_POLL = float(os.environ.get("SMSDROP_POLL_SECONDS", "30"))
 ACK_POLL = float(os.environ.get("SMSDROP_ACK_POLL_SECONDS", "600"))
 OPTIONS = "Options"
+DAG_ID = "sms_campaign"
+
+
+def _fence(context: dict) -> None:
+    """Upload only names this run planned (see campaign_tasks.fence)."""
+    from smsdrop.airflow import campaign_tasks
+
+    campaign_tasks.fence(context)
 
 
 @dag(
-    dag_id="sms_campaign",
+    dag_id=DAG_ID,
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
@@ -98,7 +106,7 @@ def sms_campaign() -> None:
     def start(params: dict | None = None, run_id: str | None = None) -> dict | bool:
         from smsdrop.airflow import campaign_tasks
 
-        return campaign_tasks.start(dict(params or {}), str(run_id))
+        return campaign_tasks.start(dict(params or {}), str(run_id), DAG_ID)
 
     @task
     def extract(request: dict, run_id: str | None = None) -> dict:
@@ -155,7 +163,9 @@ def sms_campaign() -> None:
     checked >> planned
 
     # One upload per file; an empty plan (dry run, nobody to send to) maps to nothing.
-    upload = MTargetUploadOperator.partial(task_id="upload").expand_kwargs(planned)
+    upload = MTargetUploadOperator.partial(task_id="upload", pre_execute=_fence).expand_kwargs(
+        planned
+    )
     done = MTargetFileStatusSensor.partial(task_id="wait_done", poke_interval=STATUS_POLL).expand(
         name=upload.output
     )

@@ -257,3 +257,50 @@ def test_the_nightly_dag_triggers_each_campaign_once(
         assert runs[0].conf["send_at"] == "2026-11-30T10:00:00+01:00"
         assert runs[0].conf["message"] == "Bonjour {first_name}"
         session.delete(runs[0])
+
+
+def test_names_planned_by_a_dead_run_are_dropped_and_sent_once(
+    sandbox: Sandbox, campaign: dict[str, Any]
+) -> None:
+    # A run planned a name and died before uploading it (nothing in Send/).
+    stale = "SEND-12345-20261201-0800-spring.csv"
+    with warehouse_from_connection() as warehouse:
+        warehouse.record_campaign(
+            "spring", "12345", status="planned", parameters={"planned_by": "manual__gone"}
+        )
+        warehouse.record_file_state(stale, "planned", campaign_id="spring", row_count=10)
+    run = _run(sandbox)
+    assert str(run.state) == "success", task_states(run)
+    received = [e["name"] for e in sandbox.events("file_received")]
+    assert stale not in received and len(received) == len(xcom(run, "prepare")["files"])
+    names = set(_query("SELECT name FROM sms_campaign_files")["name"])
+    assert stale not in names and names == set(received)
+
+
+def test_the_upload_fence_refuses_a_name_this_run_no_longer_plans(
+    campaign: dict[str, Any],
+) -> None:
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from smsdrop.airflow.campaign_tasks import fence
+
+    name = "SEND-12345-20261201-0900-spring.csv"
+    with warehouse_from_connection() as warehouse:
+        warehouse.record_campaign(
+            "spring", "12345", status="planned", parameters={"planned_by": "manual__mine"}
+        )
+        warehouse.record_file_state(name, "planned", campaign_id="spring")
+    context = {
+        "task": SimpleNamespace(remote_name=name, local_path=f"/staged/{name}"),
+        "params": {"campaign_id": "spring"},
+        "run_id": "manual__mine",
+    }
+    fence(context)  # still planned by this run: goes on
+    with pytest.raises(AirflowFailException, match="no longer planned by this run"):
+        fence({**context, "run_id": "manual__other"})
+    with warehouse_from_connection() as warehouse:
+        warehouse.forget_planned("spring", [name])
+    with pytest.raises(AirflowFailException, match="no longer planned"):
+        fence(context)

@@ -43,11 +43,17 @@ def _remote_state(conn_id: str):
     return lambda name: hook.remote_state(name).state.value
 
 
-def start(params: dict[str, Any], run_id: str, mtarget_conn_id: str = MTARGET_CONN_ID) -> Any:
+def start(
+    params: dict[str, Any],
+    run_id: str,
+    dag_id: str = "sms_campaign",
+    mtarget_conn_id: str = MTARGET_CONN_ID,
+) -> Any:
     """Check the parameters, and that the campaign was not submitted already.
 
     Returns the request (truthy: the run goes on) or False: a submitted campaign is never
-    sent again, so the run stops here and says why. A dry run only warns.
+    sent again, so the run stops here and says why. A dry run only warns. Names planned by
+    a run that is still going are that run's: this one fails rather than drop them.
     """
     from smsdrop.campaign import Submission, submission
 
@@ -62,16 +68,38 @@ def start(params: dict[str, Any], run_id: str, mtarget_conn_id: str = MTARGET_CO
             log.warning("%s", check.detail)
             return False
         if check.state is Submission.STALE and not request.dry_run:
+            holder = _planned_by(warehouse, request.campaign_id)
+            if holder and holder != run_id and _running(dag_id, holder):
+                raise AirflowFailException(
+                    f"campaign {request.campaign_id} is being submitted by run {holder}: "
+                    "this run sends nothing"
+                )
             log.warning("%s", check.detail)
             warehouse.forget_planned(request.campaign_id, [f["name"] for f in check.files])
         warehouse.record_campaign(
             request.campaign_id,
             request.service_id,
             status="dry_run" if request.dry_run else "preparing",
-            parameters={**request.as_dict(), "run_id": run_id},
+            parameters=request.as_dict(),
         )
     log.info("campaign %s: %s", request.campaign_id, check.detail)
     return request.as_dict()
+
+
+def _planned_by(warehouse: Any, campaign_id: str) -> str | None:
+    """The run that recorded the campaign's planned names (see :func:`plan`)."""
+    row = warehouse.campaign(campaign_id) or {}
+    return (row.get("parameters") or {}).get("planned_by")
+
+
+def _running(dag_id: str, run_id: str) -> bool:
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    try:
+        state = RuntimeTaskInstance.get_dagrun_state(dag_id=dag_id, run_id=run_id)
+    except Exception:  # noqa: BLE001 - unknown (deleted run): not running
+        return False
+    return str(state) in ("queued", "running")
 
 
 def extract(request: dict[str, Any], run_id: str) -> dict[str, Any]:
@@ -176,12 +204,14 @@ def plan(request: dict[str, Any], prepared: dict[str, Any], run_id: str) -> list
         return []
     names = sorted(f["remote_name"] for f in files)
     with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse, warehouse.transaction():
+        warehouse.lock_campaign(req.campaign_id)
         recorded = warehouse.campaign_files(req.campaign_id)
-        if recorded and sorted(r["name"] for r in recorded) != names:
+        holder = _planned_by(warehouse, req.campaign_id)
+        if recorded and (holder != run_id or sorted(r["name"] for r in recorded) != names):
             raise AirflowFailException(
-                f"campaign {req.campaign_id} has other files recorded meanwhile "
-                f"({', '.join(r['name'] for r in recorded)}): another run is submitting it; "
-                "nothing is uploaded by this one"
+                f"campaign {req.campaign_id} has files recorded by "
+                f"{'run ' + holder if holder != run_id else 'an earlier try of this run'} "
+                f"({', '.join(r['name'] for r in recorded)}): nothing is uploaded by this run"
             )
         for f in files:
             warehouse.record_file_state(
@@ -195,10 +225,29 @@ def plan(request: dict[str, Any], prepared: dict[str, Any], run_id: str) -> list
             req.campaign_id,
             req.service_id,
             status="planned",
-            parameters={**req.as_dict(), "run_id": run_id},
+            parameters={**req.as_dict(), "planned_by": run_id},
         )
     log.info("planned: %s", ", ".join(names))
     return files
+
+
+def fence(context: Any) -> None:
+    """Before an upload (its ``pre_execute``): the name must still be this run's plan.
+
+    A later run may have dropped names it found planned by a finished run; clearing this
+    run's upload afterwards must not send them: the task fails instead, uploading nothing.
+    """
+    task = context["task"]
+    name = task.remote_name or staging.ObjectStoragePath(str(task.local_path)).name
+    request = context["params"]
+    with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
+        recorded = {f["name"] for f in warehouse.campaign_files(request["campaign_id"])}
+        holder = _planned_by(warehouse, request["campaign_id"])
+    if name not in recorded or holder != context["run_id"]:
+        raise AirflowFailException(
+            f"{name} is no longer planned by this run (planned by {holder or 'no run'}): "
+            "not uploading it"
+        )
 
 
 def record_outcome(

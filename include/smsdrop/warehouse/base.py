@@ -390,6 +390,27 @@ class Warehouse(ABC):
             )
             return new_state
 
+    def campaign(self, campaign_id: str) -> dict[str, Any] | None:
+        """A campaign's row (``parameters`` decoded), or None."""
+        names, rows = self._query(
+            "SELECT * FROM sms_campaigns WHERE campaign_id = %s", (campaign_id,)
+        )
+        if not rows:
+            return None
+        row = dict(zip(names, rows[0], strict=True))
+        if isinstance(row.get("parameters"), str):
+            row["parameters"] = json.loads(row["parameters"])
+        return row
+
+    def lock_campaign(self, campaign_id: str) -> None:
+        """Hold the campaign's row until the transaction ends, so two runs cannot plan the
+        same campaign at once. (PostgreSQL: ``FOR UPDATE``; a DuckDB file has one writer.)"""
+        if self.dialect == "postgres":
+            self._query(
+                "SELECT campaign_id FROM sms_campaigns WHERE campaign_id = %s FOR UPDATE",
+                (campaign_id,),
+            )
+
     def campaign_files(self, campaign_id: str) -> list[dict[str, Any]]:
         """The SEND files recorded for a campaign (name, state, row_count, sha256), by name."""
         names, rows = self._query(
