@@ -20,15 +20,17 @@ SHORT = "Promo -20% ce samedi. STOP au 36111"
 LONG = "Promo de Noel: " + "x" * 170 + " STOP au 36111"  # GSM-7, 2 segments
 
 #: (idremote, msisdn, msg, idstatus, status, operator). 10 rows submitted, 8 acknowledged.
+#: Networks of the number ranges: SFR (C1, C2, C5), Orange France (C3, C4), Proximus (C6,
+#: C7), none known for C8's range (07 40).
 ACK_LINES = [
     ("C1", "+33612345601", SHORT, 1, "delivered", OP_A),
     ("C2", "+33612345602", SHORT, 1, "delivered", OP_A),
-    ("C3", "+33612345603", LONG, 1, "delivered", OP_B),
-    ("C4", "+33612345604", SHORT, 2, "sent", OP_B),
+    ("C3", "+33670123403", LONG, 1, "delivered", OP_B),
+    ("C4", "+33670123404", SHORT, 2, "sent", OP_B),
     ("C5", "+33612345605", SHORT, 3, "failed", OP_A),
     ("C6", "+32470123456", SHORT, 4, "expired", OP_B),
     ("C7", "+32470123457", SHORT, 1, "delivered", OP_B),
-    ("C8", "+33612345608", SHORT, 6, "no_credit", ""),
+    ("C8", "+33740123408", SHORT, 6, "no_credit", ""),
 ]
 
 

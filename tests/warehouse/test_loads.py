@@ -54,6 +54,9 @@ def test_ack_rows_as_stored(warehouse) -> None:
     assert c3["segments"] == 2
     assert c6["country"] == "BE"
     assert c8["ackoperator"] is None or pd.isna(c8["ackoperator"])  # empty → NULL
+    # the network of the number's range; none known for C8's
+    assert (c1["network"], c3["network"], c6["network"]) == ("SFR", "Orange France", "Proximus")
+    assert c8["network"] is None or pd.isna(c8["network"])
     assert "msg" not in rows[0]  # message bodies are not stored
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import pandas as pd
 import pytest
 
 from smsdrop.warehouse.migrations import SQL_DIR, MigrationError, migrations
@@ -38,18 +39,19 @@ def _relations(wh) -> set[str]:
 def test_dialects_share_the_ddl_where_they_agree() -> None:
     duck = [m.name for m in migrations("duckdb")]
     pg = [m.name for m in migrations("postgres")]
-    assert duck == ["001_tables.sql", "002_views.sql", "003_indexes.duckdb.sql"]
-    assert pg == ["001_tables.sql", "002_views.sql", "003_indexes.postgres.sql"]
+    shared = ["004_network.sql"]
+    assert duck == ["001_tables.sql", "002_views.sql", "003_indexes.duckdb.sql", *shared]
+    assert pg == ["001_tables.sql", "002_views.sql", "003_indexes.postgres.sql", *shared]
 
 
 def test_migrate_creates_everything_once(open_warehouse) -> None:
     with open_warehouse() as wh:
-        assert wh.migrate() == [1, 2, 3]
+        assert wh.migrate() == [1, 2, 3, 4]
         assert _relations(wh) == TABLES | VIEWS
         statuses = wh.query_frame("SELECT count(*) AS n FROM sms_ack_statuses")["n"][0]
     with open_warehouse() as wh:  # a second process, later
         assert wh.migrate() == []
-        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3]
+        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3, 4]
         assert _relations(wh) == TABLES | VIEWS
         assert wh.query_frame("SELECT count(*) AS n FROM sms_ack_statuses")["n"][0] == statuses
 
@@ -58,9 +60,9 @@ def test_new_migration_applies_alone_and_edited_one_is_refused(open_warehouse, t
     sql_dir = tmp_path / "sql"
     shutil.copytree(SQL_DIR, sql_dir)
     with open_warehouse(sql_dir=sql_dir) as wh:
-        assert wh.migrate() == [1, 2, 3]
-        (sql_dir / "004_extra.sql").write_text("CREATE TABLE sms_extra (x INTEGER);\n")
-        assert wh.migrate() == [4]
+        assert wh.migrate() == [1, 2, 3, 4]
+        (sql_dir / "005_extra.sql").write_text("CREATE TABLE sms_extra (x INTEGER);\n")
+        assert wh.migrate() == [5]
         assert wh.migrate() == []
         (sql_dir / "001_tables.sql").write_text("-- edited\n")
         with pytest.raises(MigrationError, match="001_tables.sql changed"):
@@ -70,11 +72,38 @@ def test_new_migration_applies_alone_and_edited_one_is_refused(open_warehouse, t
 def test_a_failing_migration_leaves_no_trace(open_warehouse, tmp_path) -> None:
     sql_dir = tmp_path / "sql"
     shutil.copytree(SQL_DIR, sql_dir)
-    (sql_dir / "004_broken.sql").write_text(
+    (sql_dir / "005_broken.sql").write_text(
         "CREATE TABLE sms_half (x INTEGER);\nTHIS IS NOT SQL;\n"
     )
     with open_warehouse(sql_dir=sql_dir) as wh:
         with pytest.raises(Exception):  # noqa: B017 - each driver has its own error class
             wh.migrate()
-        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3]
+        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3, 4]
         assert "sms_half" not in _relations(wh)
+
+
+def test_network_migration_upgrades_a_warehouse_with_data(open_warehouse, tmp_path) -> None:
+    """004 on a warehouse at 003 that holds ACK lines: the views keep their figures, the
+    by-operator view groups by network (NULL for the lines loaded before it)."""
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    (sql_dir / "004_network.sql").unlink()
+    with open_warehouse(sql_dir=sql_dir) as wh:
+        assert wh.migrate() == [1, 2, 3]
+        with wh.transaction():
+            for msisdn, status in (("+33612345601", 1), ("+33612345602", 3)):
+                wh._execute(
+                    "INSERT INTO sms_deliveries (file, campaign_id, msisdn, idstatus, segments,"
+                    " ackoperator) VALUES ('ACK-1.csv', 'old', %s, %s, 1, %s)",
+                    (msisdn, status, f"op-{msisdn}"),
+                )
+        before = wh.campaign_stats("old")
+        shutil.copy(SQL_DIR / "004_network.sql", sql_dir)
+        assert wh.migrate() == [4]
+        assert wh.campaign_stats("old") == before
+        by_operator = wh.query_frame("SELECT * FROM sms_campaign_stats_by_operator")
+        assert list(by_operator.columns[:3]) == ["campaign_id", "network", "acked"]
+        assert len(by_operator) == 1 and pd.isna(by_operator["network"][0])
+        assert (by_operator["acked"][0], by_operator["delivered"][0]) == (2, 1)
+        outcomes = wh.query_frame("SELECT * FROM sms_delivery_outcomes")
+        assert list(outcomes.columns[-3:]) == ["outcome", "billed", "network"]

@@ -1,7 +1,8 @@
 """Report frames → the Arrow tables the warehouse loads (pure: no database here).
 
-Everything per row is vectorised: numbers through :func:`smsdrop.msisdn.classify` (country
-stored at load time, never computed in SQL), message facts through
+Everything per row is vectorised: numbers through :func:`smsdrop.msisdn.classify` and
+:func:`smsdrop.msisdn.network_names` (country and network stored at load time, never
+computed in SQL), message facts through
 :func:`smsdrop.gsm.check_messages` (once per distinct text), keywords through
 :mod:`smsdrop.warehouse.optout`. Natural keys are deduplicated here so that one bulk
 statement never meets the same key twice.
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from smsdrop.gsm import EncodingPolicy, check_messages
-from smsdrop.msisdn import classify, mask
+from smsdrop.msisdn import classify, mask, network_names
 from smsdrop.warehouse.optout import OPTOUT_KEYWORDS, optout_keyword
 
 __all__ = [
@@ -46,6 +47,7 @@ DELIVERY_SCHEMA: Final = pa.schema(
         ("status", _S),
         ("ackoperator", _S),
         ("country", _S),
+        ("network", _S),
         ("encoding", _S),
         ("segments", pa.int32()),
     ]
@@ -115,6 +117,8 @@ def deliveries_table(
     """A parsed ACK (:func:`smsdrop.reports.parse_ack`) → ``sms_deliveries`` rows.
 
     The message body is not kept: its encoding and segment count are (docs/WAREHOUSE.md).
+    ``network`` is the mobile network of the number's range (``ackoperator`` is a
+    per-message acknowledgement id, not a network).
     """
     n = len(frame)
     msisdn = _strings(frame["msisdn"])
@@ -132,6 +136,7 @@ def deliveries_table(
             "status": _strings(frame["status"]),
             "ackoperator": _empty_to_null(_strings(frame["ackoperator"])),
             "country": _strings(numbers["country"]),
+            "network": _strings(network_names(numbers["e164"], numbers["status"])),
             "encoding": _strings(facts["encoding"]),
             "segments": pa.array(facts["segments"].to_numpy(), pa.int64()).cast(pa.int32()),
         },
