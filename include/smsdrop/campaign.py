@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
+from datetime import time as clock_time
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from smsdrop import naming
+from smsdrop import naming, windows
 from smsdrop.csvfile import MAX_RECORDS
 from smsdrop.errors import InputError
 from smsdrop.gsm import EncodingPolicy
@@ -202,6 +203,30 @@ def submission(
         f"campaign {campaign_id} has names planned by an earlier run that never reached the "
         f"provider ({listing}): they are dropped and the campaign is prepared anew",
     )
+
+
+def slot_problem(
+    send_at: datetime, countries: Iterable[str], window_end: str | None, now: datetime
+) -> str | None:
+    """Why the planned slot can no longer be uploaded, or None.
+
+    A slot in the past is sent at once by the provider: fine while ``now`` is inside every
+    destination's window. Otherwise the provider would queue it (hours later) or reject it
+    (a Sunday, a holiday) — checked before every upload, since a run can wait or retry.
+    """
+    if send_at > now:
+        return None
+    end = None if window_end in (None, "", "22:00") else clock_time.fromisoformat(window_end)
+    for country in sorted(set(countries)):
+        window = windows.window_for(country, end=end) if end else None
+        decision = windows.check(now, country, window)
+        if not decision.allowed:
+            return (
+                f"the planned slot {send_at.isoformat()} has passed and now is outside the "
+                f"{country} window ({decision.reason}): nothing is uploaded; trigger the "
+                "campaign again to plan a new slot"
+            )
+    return None
 
 
 # --- extract and prepare -----------------------------------------------------------------

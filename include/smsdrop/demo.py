@@ -135,15 +135,19 @@ def show(path: Path) -> None:
             " GROUP BY reason ORDER BY rows DESC",
             (CAMPAIGN,),
         )
-        by_operator = warehouse.query_frame(
-            "SELECT ackoperator AS operator, sent, delivered, round(delivery_rate, 3) AS rate"
-            " FROM sms_campaign_stats_by_operator WHERE campaign_id = %s ORDER BY sent DESC",
+        by_network = warehouse.query_frame(
+            "SELECT network, sent, delivered, round(delivery_rate, 3) AS delivery_rate,"
+            " stop_replies FROM sms_campaign_stats_by_operator WHERE campaign_id = %s"
+            " ORDER BY sent DESC",
             (CAMPAIGN,),
         )
     print("\n   rejected rows by reason (sms_rejected_rows):")
     print("\n".join(f"   {line}" for line in rejects.to_string(index=False).splitlines()))
-    print("\n   by operator (sms_campaign_stats_by_operator):")
-    print("\n".join(f"   {line}" for line in by_operator.to_string(index=False).splitlines()))
+    by_network["network"] = by_network["network"].fillna("(range without a known network)")
+    print("\n   by mobile network, top 8 (sms_campaign_stats_by_operator):")
+    print(
+        "\n".join(f"   {line}" for line in by_network.head(8).to_string(index=False).splitlines())
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ file. Assertion messages never show a full number.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ import pytest
 from smsdrop import synthetic
 from smsdrop.airflow.warehouse import warehouse_from_connection
 from smsdrop.msisdn import classify
+from smsdrop.prepare import plan_slot
 from smsdrop.sandbox import Sandbox
-from tests.airflow.conftest import START
 from tests.airflow.support import run_dag, task_states, xcom
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -34,14 +35,33 @@ CONF: dict[str, Any] = {
     "audience": "audience",
     "message": TEMPLATE,
     "sender": "SHOP",
-    "send_at": START.isoformat(),
     "encoding_policy": "transliterate",
 }
 
 
+@pytest.fixture(scope="module")
+def slot() -> datetime:
+    """The send time of the tests' campaigns: the next allowed minute an hour from now.
+
+    The DAG checks a slot against the real clock before uploading, so the tests plan one
+    the real clock allows, and start the sandbox's clock there (as ``make demo`` does).
+    """
+    return plan_slot(datetime.now(UTC) + timedelta(hours=1), ["FR"], None)
+
+
+@pytest.fixture
+def sandbox(make_sandbox, slot: datetime) -> Sandbox:
+    return make_sandbox(start=slot)
+
+
 @pytest.fixture
 def campaign(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sandbox: Sandbox, connect, warehouse_conn
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    sandbox: Sandbox,
+    connect,
+    warehouse_conn,
+    slot: datetime,
 ) -> dict[str, Any]:
     """The sandbox as ``mtarget_default``, a warehouse seeded with an audience and opt-outs,
     fast polls, a private staging folder and 1,000-record files (so uploads are mapped)."""
@@ -50,6 +70,7 @@ def campaign(
     monkeypatch.setenv("SMSDROP_ACK_POLL_SECONDS", "0.3")
     monkeypatch.setenv("SMSDROP_STAGING", (tmp_path / "staging").as_uri())
     monkeypatch.setattr("smsdrop.airflow.campaign_tasks.MAX_RECORDS", 1_000)
+    monkeypatch.setitem(CONF, "send_at", slot.isoformat())
     frame = synthetic.audience(ROWS)
     optouts = synthetic.optouts_for(frame, share=0.05)
     with warehouse_from_connection() as warehouse:
@@ -205,7 +226,7 @@ def test_a_rejected_file_fails_the_run_with_its_name(
     make_sandbox, connect, campaign: dict[str, Any], capfd: pytest.CaptureFixture[str]
 ) -> None:
     # An account bound to another SERVICEID rejects every file of this campaign.
-    strict = make_sandbox(service_id="99999")
+    strict = make_sandbox(service_id="99999", start=datetime.fromisoformat(CONF["send_at"]))
     connect(strict.port)
     run = _run(strict)
     states = task_states(run)
@@ -263,7 +284,7 @@ def test_names_planned_by_a_dead_run_are_dropped_and_sent_once(
     sandbox: Sandbox, campaign: dict[str, Any]
 ) -> None:
     # A run planned a name and died before uploading it (nothing in Send/).
-    stale = "SEND-12345-20261201-0800-spring.csv"
+    stale = "SEND-12345-20261130-0800-spring.csv"
     with warehouse_from_connection() as warehouse:
         warehouse.record_campaign(
             "spring", "12345", status="planned", parameters={"planned_by": "manual__gone"}

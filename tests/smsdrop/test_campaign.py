@@ -156,3 +156,20 @@ def test_the_contract_passes_a_good_file_and_counts_what_breaks_it(tmp_path: Pat
         ]
         != "expect_column_values_to_be_between"
     )
+
+
+def test_a_past_slot_is_uploaded_only_while_the_window_is_open() -> None:
+    from datetime import datetime
+
+    from smsdrop.campaign import slot_problem
+    from smsdrop.naming import PARIS
+
+    saturday = datetime(2026, 12, 5, 21, 59, tzinfo=PARIS)
+    assert slot_problem(saturday, ["FR"], None, saturday.replace(hour=20)) is None  # future
+    assert slot_problem(saturday, ["FR"], None, saturday.replace(minute=59, second=50)) is None
+    late = slot_problem(saturday, {"FR": 3}, None, saturday.replace(hour=22, minute=5))
+    assert late and "has passed" in late and "FR" in late
+    sunday = datetime(2026, 12, 6, 10, 0, tzinfo=PARIS)
+    assert slot_problem(saturday, ["FR"], None, sunday)
+    assert slot_problem(saturday, ["FR"], "20:00", saturday.replace(hour=21, minute=59, second=1))
+    assert slot_problem(saturday, ["BE"], None, sunday) is None  # no window rules there

@@ -202,6 +202,7 @@ def plan(request: dict[str, Any], prepared: dict[str, Any], run_id: str) -> list
             summary["rejects_by_reason"],
         )
         return []
+    _check_slot(req.window_end, summary)
     names = sorted(f["remote_name"] for f in files)
     with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse, warehouse.transaction():
         warehouse.lock_campaign(req.campaign_id)
@@ -231,6 +232,23 @@ def plan(request: dict[str, Any], prepared: dict[str, Any], run_id: str) -> list
     return files
 
 
+def _check_slot(window_end: str | None, summary: dict[str, Any] | None) -> None:
+    from datetime import UTC, datetime
+
+    from smsdrop.campaign import slot_problem
+
+    if not summary:
+        return
+    problem = slot_problem(
+        datetime.fromisoformat(summary["send_at"]),
+        summary.get("countries") or {},
+        window_end,
+        datetime.now(UTC),
+    )
+    if problem:
+        raise AirflowFailException(problem)
+
+
 def fence(context: Any) -> None:
     """Before an upload (its ``pre_execute``): the name must still be this run's plan.
 
@@ -248,6 +266,9 @@ def fence(context: Any) -> None:
             f"{name} is no longer planned by this run (planned by {holder or 'no run'}): "
             "not uploading it"
         )
+    ti = context.get("ti")
+    summary = ti.xcom_pull(task_ids="prepare", key="summary") if ti is not None else None
+    _check_slot(request.get("window_end"), summary)
 
 
 def record_outcome(
