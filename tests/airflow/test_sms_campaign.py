@@ -216,7 +216,9 @@ def test_an_audience_without_a_valid_recipient_ends_clearly(
     run = _run(sandbox, audience="nobody", campaign_id="nobody")
     states = {t: s for t, (s, _) in task_states(run).items()}
     assert str(run.state) == "success", states
+    assert states["plan"] == "success" and xcom(run, "plan") == []
     assert states["upload"] == "skipped"
+    assert "no valid recipient among 2 rows" in caplog.text
     assert not sandbox.events("file_received")
     status = _query("SELECT status, valid FROM sms_campaigns WHERE campaign_id = %s", "nobody")
     assert status.to_dict("records") == [{"status": "empty", "valid": 0}]

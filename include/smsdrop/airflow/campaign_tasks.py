@@ -163,7 +163,8 @@ def contract(request: dict[str, Any], files: list[dict[str, Any]]) -> dict[str, 
 
     req = _request(request)
     if not files:
-        raise AirflowSkipException("no SEND file: nothing to check")
+        log.info("no SEND file: nothing to check")
+        return {"success": True, "files": 0, "rows": 0, "expectations": []}
     with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
         optouts = warehouse.optout_numbers()
     with ExitStack() as stack:
