@@ -11,6 +11,7 @@ BENCHMARKS = (
     "bench.bench_msisdn",
     "bench.bench_sftp",
     "bench.bench_transfer",
+    "bench.bench_pipeline",
 )
 
 for module in BENCHMARKS:

@@ -1,0 +1,380 @@
+"""Benchmark of the whole campaign pipeline, DuckDB in, SFTP out: seconds per stage, peak memory.
+
+What the ``sms_campaign`` DAG's tasks call (include/smsdrop/airflow/campaign_tasks.py), on
+the domain functions directly, without Airflow, for 1,000,000 and 10,000,000 recipients:
+
+1. **seed** (not a stage of the pipeline, reported apart): ``synthetic.audience`` in chunks
+   of 1,000,000 rows (a seed per chunk, customer keys numbered on) into the ``audience``
+   table of a DuckDB warehouse file, ~1 % of the numbers as earlier opt-outs;
+2. **extract**: ``campaign.extract_audience`` into the staging folder (Parquet);
+3. **prepare**: ``campaign.prepare_staged`` (SEND files, rejects to the warehouse), with
+   ``prepare``'s own sub-stage timings;
+4. **contract**: ``contract.check_files`` on the SEND files with the warehouse's opt-outs;
+5. **upload**: per SEND file what one mapped ``upload`` task does: a new
+   ``MTargetHook`` session, ``remote_state``, ``upload_atomic`` — one file after another
+   (the mapped tasks on a 2-core worker), then again with 2 uploads at a time (2 worker
+   processes) for comparison.
+
+The pipeline runs in a fresh subprocess per size, stage after stage as the tasks do (each
+opens the warehouse itself); its peak RSS is read from VmHWM, reset before each stage
+(``/proc/self/clear_refs``) so each stage's own peak is known too. The server is the
+sandbox in its own process (``smsdrop sandbox serve``, as bench/bench_transfer.py starts it);
+files go to a scratch folder it never processes (the provider is another machine: its
+work is not ours to time). Target (the issue): 10,000,000 recipients prepared and uploaded
+(extract + prepare + contract + upload) in under 2 minutes, peak memory under 2 GB.
+
+    AIRFLOW_HOME=$PWD .venv/bin/python -m bench.bench_pipeline [ROWS ...]   # ~2 minutes
+
+Everything under var/bench/pipeline/ (GBs of synthetic personal data) is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+os.environ.setdefault("AIRFLOW_HOME", str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+
+WORK = Path("var/bench/pipeline").resolve()
+CHUNK = 1_000_000
+TARGET_ROWS, TARGET_SECONDS, TARGET_MB = 10_000_000, 120.0, 2048.0
+STAGES = ("extract", "prepare", "contract", "upload")
+REQUEST = {
+    "campaign_id": "bench",
+    "service_id": "12345",
+    "audience": "audience",
+    "message": "Bonjour {first_name}, -20% ce samedi dans votre magasin de {city} ! STOP au 36111",
+    "sender": "SMSDROP",
+    "send_at": "2026-12-01T09:00:00+01:00",
+    "encoding_policy": "transliterate",
+}
+
+
+# --- in the child process ----------------------------------------------------------------
+
+
+def peak_mb(field: str = "VmHWM") -> float:
+    """This process's peak RSS (VmHWM) in MB since it started or since :func:`reset_peak`;
+    ``field="VmRSS"``: its RSS now."""
+    with open("/proc/self/status") as status:
+        line = next(x for x in status if x.startswith(field))
+    return int(line.split()[1]) / 1024
+
+
+def reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+class Stages:
+    """Seconds and peak RSS per stage of one process."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.start_mb: dict[str, float] = {}
+        self.peak_mb: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.start_mb[name] = peak_mb("VmRSS")
+        reset_peak()
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - start
+        self.peak_mb[name] = peak_mb()
+
+
+def seed(rows: int, db: Path) -> dict:
+    """The ``audience`` table and ~1 % opt-outs, 1,000,000 rows at a time."""
+    import duckdb
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from smsdrop import synthetic
+    from smsdrop.warehouse import DuckDBWarehouse
+
+    start = time.perf_counter()
+    optouts = 0
+    with DuckDBWarehouse(db) as warehouse:
+        warehouse.migrate()
+    for number, offset in enumerate(range(0, rows, CHUNK)):
+        frame = synthetic.audience(min(CHUNK, rows - offset), seed=7 + number)
+        if offset:  # customer keys go on from the previous chunk (C000000000, …)
+            keys = np.char.add(
+                "C", np.char.zfill(np.arange(offset, offset + len(frame)).astype(str), 9)
+            )
+            bad = frame["idremote"].str.endswith("-X").to_numpy()
+            frame["idremote"] = pd.Series(
+                np.where(bad, np.char.add(keys, "-X"), keys), dtype="string[pyarrow]"
+            )
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        with DuckDBWarehouse(db) as warehouse:
+            if offset == 0:
+                warehouse.replace_table("audience", table)
+            sample = synthetic.optouts_for(frame, seed=11 + number)
+            optouts += warehouse.upsert_optouts(pd.DataFrame({"msisdn": sample}), "import").new
+        if offset:
+            con = duckdb.connect(str(db))
+            con.register("chunk", table)
+            con.execute("INSERT INTO audience SELECT * FROM chunk")
+            con.close()
+        del frame, table
+    with DuckDBWarehouse(db) as warehouse:
+        count = int(warehouse.query_frame("SELECT count(*) AS n FROM audience")["n"][0])
+    assert count == rows, (count, rows)
+    return {
+        "rows": rows,
+        "optouts": optouts,
+        "seconds": time.perf_counter() - start,
+        "mb": db.stat().st_size / 1e6,
+        "peak_rss_mb": peak_mb(),
+    }
+
+
+def upload_one(conn_id: str, path: str, name: str) -> dict:
+    """What one mapped ``upload`` task does: a session, the remote state, the atomic upload."""
+    from smsdrop.airflow.hooks import MTargetHook
+
+    start = time.perf_counter()
+    hook = MTargetHook(conn_id)
+    with hook.get_managed_conn():
+        if hook.remote_state(name).state.submitted:
+            raise RuntimeError(f"{name} is on the server already")
+        result = hook.upload_atomic(path, name)
+    return {"bytes": result["bytes"], "seconds": time.perf_counter() - start, "pid": os.getpid()}
+
+
+def warm_worker() -> int:
+    """Imports a worker needs, before the clock starts (an Airflow worker has them)."""
+    import smsdrop.airflow.hooks  # noqa: F401
+
+    time.sleep(0.5)  # both workers start
+    return os.getpid()
+
+
+def worker_peak() -> tuple[int, float]:
+    time.sleep(0.2)
+    return os.getpid(), peak_mb()
+
+
+def upload_parallel(conn_id: str, files: list[Path], workers: int) -> dict:
+    """The same uploads, ``workers`` at a time, each worker its own process."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        [f.result() for f in [pool.submit(warm_worker) for _ in range(workers)]]
+        start = time.perf_counter()
+        results = list(pool.map(upload_one, [conn_id] * len(files), map(str, files),
+                                [f.name for f in files]))  # fmt: skip
+        seconds = time.perf_counter() - start
+        peaks = dict(f.result() for f in [pool.submit(worker_peak) for _ in range(workers)])
+    return {
+        "seconds": seconds,
+        "bytes": sum(r["bytes"] for r in results),
+        "worker_peak_rss_mb": max(peaks.values()),
+    }
+
+
+def pipeline(db: Path, staging: Path, conn_id: str, scratch: Path, workers: int) -> dict:
+    """Extract, prepare, contract, upload: as the DAG's tasks, one after another."""
+    start = time.perf_counter()
+    from smsdrop.airflow.hooks import MTargetHook  # noqa: F401  (the upload task's import)
+    from smsdrop.campaign import AUDIENCE_FILE, Request, extract_audience, prepare_staged
+    from smsdrop.contract import check_files
+    from smsdrop.warehouse import DuckDBWarehouse
+
+    imports = time.perf_counter() - start
+    request = Request.from_mapping(REQUEST)
+    stage = Stages()
+    timings: dict[str, float] = {}
+    with stage("extract"), DuckDBWarehouse(db) as warehouse:
+        rows = extract_audience(warehouse, request, staging / AUDIENCE_FILE)
+    with stage("prepare"):
+        with DuckDBWarehouse(db) as warehouse:
+            summary = prepare_staged(warehouse, request, staging, timings=timings)
+        (staging / AUDIENCE_FILE).unlink()  # as the task does: served, personal data
+    files = [staging / str(f["name"]) for f in summary.files]
+    with stage("contract"):
+        with DuckDBWarehouse(db) as warehouse:
+            optouts = warehouse.optout_numbers()
+        contract = check_files(files, request.campaign().rules(), optouts)
+    if not contract.success:
+        raise AssertionError(f"contract broken: {contract.describe_failures()}")
+    with stage("upload"):
+        uploads = [upload_one(conn_id, str(f), f.name) for f in files]
+    sent = sum(u["bytes"] for u in uploads)
+    parallel = None
+    if workers > 1:
+        for path in scratch.iterdir():
+            path.unlink()
+        parallel = upload_parallel(conn_id, files, workers)
+    return {
+        "rows": rows,
+        "valid": summary.valid,
+        "rejected": summary.rejected,
+        "opted_out": summary.opted_out,
+        "files": len(files),
+        "send_mb": sent / 1e6,
+        "imports": imports,
+        "seconds": stage.seconds,
+        "prepare_timings": timings,
+        "stage_start_rss_mb": stage.start_mb,
+        "stage_peak_rss_mb": stage.peak_mb,
+        "peak_rss_mb": max(stage.peak_mb.values()),
+        "uploads": [round(u["seconds"], 3) for u in uploads],
+        "parallel": parallel,
+    }
+
+
+def child(argv: list[str]) -> None:
+    if argv[0] == "seed":
+        result = seed(int(argv[1]), Path(argv[2]))
+    else:
+        result = pipeline(Path(argv[1]), Path(argv[2]), argv[3], Path(argv[4]), int(argv[5]))
+    print(json.dumps(result))
+
+
+# --- in the parent -----------------------------------------------------------------------
+
+
+def run_child(*args: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.bench_pipeline", "--child", *args],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def report(rows: int, seeded: dict, result: dict) -> list[str]:
+    s = result["seconds"]
+    total = sum(s[name] for name in STAGES)
+    print(
+        f"\n{rows:,} recipients: prepared and uploaded in {total:.1f} s "
+        f"({rows / total:,.0f} rows/s), peak RSS {result['peak_rss_mb']:.0f} MB; "
+        f"{result['valid']:,} valid in {result['files']} SEND file(s) "
+        f"({result['send_mb']:.0f} MB), {result['rejected']:,} rejected "
+        f"({result['opted_out']:,} opted out)"
+    )
+    print(
+        f"  seed      {seeded['seconds']:6.1f} s  (DuckDB file {seeded['mb']:.0f} MB, "
+        f"{seeded['optouts']:,} opt-outs, peak RSS {seeded['peak_rss_mb']:.0f} MB)"
+    )
+    print(f"  imports   {result['imports']:6.1f} s  (child start, not counted)")
+    for name in STAGES:
+        print(
+            f"  {name:<9} {s[name]:6.1f} s  RSS {result['stage_start_rss_mb'][name]:5.0f} MB "
+            f"at the start, peak {result['stage_peak_rss_mb'][name]:5.0f} MB"
+        )
+        if name == "prepare":
+            sub = result["prepare_timings"]
+            for key, value in sub.items():
+                print(f"    {key:<9} {value:6.2f} s")
+            print(f"    {'other':<9} {s['prepare'] - sum(sub.values()):6.2f} s  "
+                  "(opt-outs read, rejects to the warehouse)")  # fmt: skip
+        if name == "upload":
+            print(f"    {result['send_mb'] / s['upload']:.0f} MB/s; per file: "
+                  f"{', '.join(f'{u:.2f}' for u in result['uploads'])} s")  # fmt: skip
+    parallel = result["parallel"]
+    if parallel:
+        print(
+            f"  upload, 2 at a time: {parallel['seconds']:.1f} s "
+            f"({parallel['bytes'] / 1e6 / parallel['seconds']:.0f} MB/s, "
+            f"workers' peak RSS {parallel['worker_peak_rss_mb']:.0f} MB each at most)"
+        )
+    if rows >= TARGET_ROWS:
+        scaled = total * TARGET_ROWS / rows
+        met = scaled < TARGET_SECONDS and result["peak_rss_mb"] < TARGET_MB
+        print(
+            f"  target 10M < {TARGET_SECONDS:.0f} s and < {TARGET_MB:.0f} MB: "
+            f"{'MET' if met else 'NOT MET'} ({total:.1f} s, {result['peak_rss_mb']:.0f} MB)"
+        )
+    p = result["prepare_timings"]
+    sub = " / ".join(f"{p.get(k, 0):.1f}" for k in ("read", "render", "validate", "dedupe",
+                                                     "rejects", "write"))  # fmt: skip
+    par = f"{parallel['seconds']:.1f} s" if parallel else "–"
+    line = (
+        f"| {rows:,} | {seeded['seconds']:.0f} s | {s['extract']:.1f} s | {s['prepare']:.1f} s "
+        f"({sub}) | {s['contract']:.1f} s | {s['upload']:.1f} s ({par}) | **{total:.1f} s** | "
+        f"{rows / total:,.0f} | {result['peak_rss_mb']:.0f} MB |"
+    )
+    return [line]
+
+
+def _rounded(value: object) -> object:
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rows", nargs="*", type=int, default=[1_000_000, TARGET_ROWS])
+    parser.add_argument("--workers", type=int, default=2, help="parallel uploads (1: none)")
+    parser.add_argument("--keep", action="store_true", help="keep var/bench/pipeline/")
+    args = parser.parse_args()
+
+    from bench import common
+    from bench.bench_transfer import CONN, start_sandbox
+
+    load_before = os.getloadavg()[0]
+    WORK.mkdir(parents=True, exist_ok=True)
+    key = common.client_key(WORK)
+    sandbox, server = start_sandbox(WORK, key)
+    server.connection(key)  # AIRFLOW_CONN_MTARGET_BENCH, inherited by the children
+    rows_out: list[str] = []
+    results: dict[str, object] = {}
+    print(f"pipeline benchmark ({', '.join(f'{n:,}' for n in args.rows)} recipients)")
+    try:
+        for rows in args.rows:
+            folder = WORK / str(rows)
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            db, staging = folder / "warehouse.duckdb", folder / "staging"
+            seeded = run_child("seed", str(rows), str(db))
+            result = run_child(
+                "pipeline", str(db), str(staging), CONN, str(server.local_dir), str(args.workers)
+            )
+            rows_out += report(rows, seeded, result)
+            results[str(rows)] = {"seed": seeded, **result}
+            server.clean()
+            if not args.keep:
+                shutil.rmtree(folder)
+    finally:
+        sandbox.terminate()
+        sandbox.wait(60)
+        if not args.keep:
+            shutil.rmtree(WORK, ignore_errors=True)
+    results["load_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    print(json.dumps(_rounded(results), indent=1))
+    print(
+        "\n| recipients | seed | extract | prepare (read / render / validate / dedupe / "
+        "rejects / write) | contract | upload (2 at a time) | prepared + uploaded | rows/s "
+        "| peak RSS |"
+    )
+    print("|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+    print("\n".join(rows_out))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2:])
+    else:
+        main()
