@@ -13,9 +13,9 @@ connection's warehouse:
 Rows and the new offset are saved in one transaction; a line the provider is still writing
 is read next time. Loads are idempotent: a re-run changes nothing.
 
-Each successful run updates the Asset **`smsdrop://optouts`** (its extra holds the run's
-counts): a campaign DAG scheduled on it, or waiting for it, prepares its audience with the
-opt-outs loaded so far. XCom carries counts only; logs never show a number or a message.
+A run that added opt-outs updates the Asset **`smsdrop://optouts`** (its extra holds the
+run's counts): a DAG scheduled on it runs when the suppression list changed, and a
+campaign prepared after the event excludes those people. XCom carries counts only; logs never show a number or a message.
 """
 
 from __future__ import annotations
@@ -39,18 +39,27 @@ OPTOUTS = Asset("smsdrop://optouts")
     doc_md=__doc__,
 )
 def sms_reports() -> None:
-    @task(outlets=[OPTOUTS])
+    @task
     def load_reply_reports() -> dict[str, int]:
         """STOP and SMSMO reports → opt-outs and replies (see the DAG's doc)."""
-        from airflow.sdk import get_current_context
-
         from smsdrop.airflow.reports_task import load_reply_reports as load
 
-        counts = load()
-        get_current_context()["outlet_events"][OPTOUTS].extra = dict(counts)
-        return counts
+        return load()
 
-    load_reply_reports()
+    @task.short_circuit
+    def new_optouts(counts: dict[str, int]) -> bool:
+        """Go on to the Asset event only when opt-outs were added or moved earlier."""
+        return counts["optouts"] > 0
+
+    @task(outlets=[OPTOUTS])
+    def announce_optouts(counts: dict[str, int]) -> None:
+        """Update ``smsdrop://optouts``; the event's extra holds the run's counts."""
+        from airflow.sdk import get_current_context
+
+        get_current_context()["outlet_events"][OPTOUTS].extra = dict(counts)
+
+    counts = load_reply_reports()
+    new_optouts(counts) >> announce_optouts(counts)
 
 
 sms_reports()

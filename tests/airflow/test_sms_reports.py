@@ -119,6 +119,8 @@ def test_replies_and_optouts_loaded_incrementally_and_idempotently(
     assert str(again.state) == "success"
     assert xcom(again, "load_reply_reports")["files_read"] == 0
     assert _state() == state
+    assert _asset_events(again) == []  # no new opt-out: no Asset event
+    assert task_states(again)["announce_optouts"][0] == "skipped"
 
     sandbox.reply(numbers[5], "arret")  # appended to both reports
     sandbox.reply(numbers[6], "ok pour samedi")

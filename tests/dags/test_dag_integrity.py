@@ -99,5 +99,9 @@ def test_sms_reports_is_scheduled_and_updates_the_optouts_asset() -> None:
     assert dag.schedule == "*/10 * * * *"
     assert dag.catchup is False
     assert "smsdrop" in dag.tags
-    (task,) = dag.tasks
-    assert [a.name for a in task.outlets] == ["smsdrop://optouts"]
+    outlets = {t.task_id: [a.name for a in t.outlets] for t in dag.tasks}
+    assert outlets == {
+        "load_reply_reports": [],
+        "new_optouts": [],
+        "announce_optouts": ["smsdrop://optouts"],
+    }
