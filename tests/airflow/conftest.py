@@ -26,8 +26,9 @@ os.environ.setdefault("AIRFLOW_HOME", str(ROOT))
 import asyncssh
 import pytest
 
-from smsdrop.sandbox import Sandbox, SandboxConfig
+from smsdrop.sandbox import Sandbox
 from tests.airflow.support import FaultProxy
+from tests.sandboxes import MakeSandbox, SandboxFactory
 from tests.warehouse.conftest import pg_database  # noqa: F401  (a fixture)
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -76,34 +77,19 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     )
 
 
-MakeSandbox = Callable[..., Sandbox]
-
-
 @pytest.fixture
 def make_sandbox(tmp_path: Path, keys: Keys) -> Iterator[MakeSandbox]:
     """Start a sandbox with test settings; ``**changes`` override them."""
-    started: list[Sandbox] = []
-
-    def make(**changes: object) -> Sandbox:
-        settings: dict[str, object] = {
-            "root": tmp_path / f"sandbox{len(started)}",
-            "port": 0,
-            "host_key": keys.host,
-            "authorized_keys": keys.authorized,
-            "password_file": keys.password_file,
-            "start": START,
-            "seed": 7,
-            "poll_interval": 0.05,
-            "retention": timedelta(days=3650),
-        }
-        settings.update(changes)
-        sandbox = Sandbox(SandboxConfig(**settings)).start()  # type: ignore[arg-type]
-        started.append(sandbox)
-        return sandbox
-
-    yield make
-    for sandbox in started:
-        sandbox.stop()
+    factory = SandboxFactory(
+        tmp_path,
+        host_key=keys.host,
+        authorized_keys=keys.authorized,
+        start=START,
+        password_file=keys.password_file,
+        retention=timedelta(days=3650),
+    )
+    yield factory
+    factory.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 import asyncssh
 import pytest
 
-from smsdrop.sandbox import Sandbox, SandboxConfig
+from smsdrop.sandbox import Sandbox
 from smsdrop.sandbox.reference import sftp_command
+from tests.sandboxes import MakeSandbox, SandboxFactory
 
 PARIS = ZoneInfo("Europe/Paris")
 #: A Tuesday, an ordinary working day in France.
@@ -78,32 +79,14 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     )
 
 
-MakeSandbox = Callable[..., Sandbox]
-
-
 @pytest.fixture
 def make_sandbox(tmp_path: Path, keys: Keys) -> Iterator[MakeSandbox]:
-    """Start a sandbox on a free port with test settings; ``**changes`` override them."""
-    started: list[Sandbox] = []
-
-    def make(**changes: object) -> Sandbox:
-        settings: dict[str, object] = {
-            "root": tmp_path / f"root{len(started)}",
-            "port": 0,
-            "host_key": keys.host,
-            "authorized_keys": keys.authorized,
-            "start": START,
-            "seed": 7,
-            "poll_interval": 0.05,
-        }
-        settings.update(changes)
-        sandbox = Sandbox(SandboxConfig(**settings)).start()  # type: ignore[arg-type]
-        started.append(sandbox)
-        return sandbox
-
-    yield make
-    for sandbox in started:
-        sandbox.stop()
+    """Start a sandbox with test settings; ``**changes`` override them."""
+    factory = SandboxFactory(
+        tmp_path, host_key=keys.host, authorized_keys=keys.authorized, start=START
+    )
+    yield factory
+    factory.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,31 @@
+"""Starting sandboxes in tests: one factory for every test package that needs them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from smsdrop.sandbox import Sandbox, SandboxConfig
+
+MakeSandbox = Callable[..., Sandbox]
+
+
+class SandboxFactory:
+    """Starts sandboxes on free ports under ``root`` with a test package's defaults;
+    ``factory(**changes)`` overrides them. :meth:`stop` stops every one it started."""
+
+    def __init__(self, root: Path, **defaults: Any) -> None:
+        self.root = root
+        self.defaults = {"port": 0, "seed": 7, "poll_interval": 0.05, **defaults}
+        self.started: list[Sandbox] = []
+
+    def __call__(self, **changes: Any) -> Sandbox:
+        settings = {"root": self.root / f"sandbox{len(self.started)}", **self.defaults, **changes}
+        sandbox = Sandbox(SandboxConfig(**settings)).start()
+        self.started.append(sandbox)
+        return sandbox
+
+    def stop(self) -> None:
+        for sandbox in self.started:
+            sandbox.stop()
