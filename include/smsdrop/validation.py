@@ -167,13 +167,23 @@ class Dedupe:
         """Among the ``ok`` rows of ``checked``, which to keep; rejects for the others."""
         candidates = np.flatnonzero(ok)
         numbers = to_int64(checked["msisdn"].take(candidates))
+        # Everything is decided on the batch sorted once (stable: among equal numbers the
+        # first row comes first), looked up in sorted order (cache-friendly).
+        order = np.argsort(numbers, kind="stable")
+        ordered = numbers[order]
         opted = np.zeros(len(numbers), dtype=bool)
         if self._opted_out is not None:
-            opted = _sorted_member(numbers, self._opted_out)
-        duplicate = pd.Series(numbers).duplicated().to_numpy() | _sorted_member(numbers, self._seen)
+            opted[order] = _in_sorted(ordered, self._opted_out)[0]
+        in_seen, where = _in_sorted(ordered, self._seen)
+        repeat = np.zeros(len(numbers), dtype=bool)
+        repeat[1:] = ordered[1:] == ordered[:-1]
+        duplicate = np.empty(len(numbers), dtype=bool)
+        duplicate[order] = in_seen | repeat
         code = first_failure([(Reason.OPTED_OUT, opted), (Reason.MSISDN_DUPLICATE, duplicate)])
         kept = code < 0
-        self._seen = np.sort(np.concatenate([self._seen, numbers[kept]]), kind="stable")
+        # Merge the new numbers (already sorted) into the sorted array: linear per batch.
+        fresh = kept[order]
+        self._seen = np.insert(self._seen, where[fresh], ordered[fresh])
         dropped = candidates[~kept]
         rejects = rejects_frame(
             checked["row"].take(dropped),
@@ -200,16 +210,13 @@ def to_int64(e164: pd.Series) -> np.ndarray:
         return numbers.fillna(-1).astype("int64").to_numpy()
 
 
-def _sorted_member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """Which ``values`` are in ``sorted_set`` (looked up in sorted order: cache-friendly)."""
-    if not len(sorted_set) or not len(values):
-        return np.zeros(len(values), dtype=bool)
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    position = np.searchsorted(sorted_set, ordered).clip(0, len(sorted_set) - 1)
-    member = np.empty(len(values), dtype=bool)
-    member[order] = sorted_set[position] == ordered
-    return member
+def _in_sorted(ordered: np.ndarray, sorted_set: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For sorted ``ordered``: which are in ``sorted_set``, and where each would go in it."""
+    where = np.searchsorted(sorted_set, ordered)
+    if not len(sorted_set):
+        return np.zeros(len(ordered), dtype=bool), where
+    found = sorted_set[where.clip(0, len(sorted_set) - 1)] == ordered
+    return found, where
 
 
 def _text(values: pd.Series) -> pd.Series:
