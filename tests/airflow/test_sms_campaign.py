@@ -327,3 +327,29 @@ def test_the_upload_fence_refuses_a_name_this_run_no_longer_plans(
         warehouse.forget_planned("spring", [name])
     with pytest.raises(AirflowFailException, match="no longer planned"):
         fence(context)
+
+
+def test_a_campaign_with_remote_staging(
+    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, campaign: dict[str, Any]
+) -> None:
+    """Staging on a non-local fsspec store (``memory://`` here: ``dag.test()`` runs every
+    task in this process; s3://… in a multi-worker deployment): tasks work in local
+    temporary folders and copy in and out; nothing is left in the store."""
+    import fsspec
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+
+    attach(protocol="memory", fs=fsspec.filesystem("memory"))  # as a provider registers s3
+    store = ObjectStoragePath("memory://smsdrop-test/staging")
+    monkeypatch.setenv("SMSDROP_STAGING", str(store))
+    run = _run(sandbox, campaign_id="remote")
+    assert str(run.state) == "success", task_states(run)
+    files = xcom(run, "prepare")["files"]
+    assert files and all(f["local_path"].startswith("memory://") for f in files)
+    summary = xcom(run, "prepare")["summary"]
+    assert (
+        sum(Counter(e["file"] for e in sandbox.events("message_sent")).values())
+        + len(sandbox.events("message_not_sent"))
+        == summary["valid"]
+    )
+    assert not [p for p in store.rglob("*") if p.is_file()]
