@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import re._constants as _sre_c
 import re._parser as _sre_parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -224,9 +224,10 @@ def _last_group_set(arr: pa.Array, pattern: str, groups: int, nonempty: bool) ->
     return _py_bool(arr, took_part)
 
 
-def _scan_groups(pattern: str) -> list[int]:
-    """Positions of the "(" opening each capturing group, in group-number order."""
-    opens, i, in_class = [], 0, False
+def _structure(pattern: str) -> Iterator[tuple[int, str]]:
+    """Positions and characters of ``pattern`` outside escapes and character classes (where
+    "(" and ")" mean groups)."""
+    i, in_class = 0, False
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\":
@@ -238,10 +239,14 @@ def _scan_groups(pattern: str) -> list[int]:
             in_class = True
             if pattern[i + 1 : i + 2] == "]":
                 i += 1
-        elif ch == "(" and pattern[i + 1 : i + 2] != "?":
-            opens.append(i)
+        else:
+            yield i, ch
         i += 1
-    return opens
+
+
+def _scan_groups(pattern: str) -> list[int]:
+    """Positions of the "(" opening each capturing group, in group-number order."""
+    return [i for i, ch in _structure(pattern) if ch == "(" and pattern[i + 1 : i + 2] != "?"]
 
 
 def _name_groups(pattern: str) -> str:
@@ -530,27 +535,16 @@ def _group_can_be_empty(pattern: str, group: int) -> bool:
     opens = _scan_groups(pattern)
     if not 0 < group <= len(opens):
         return True
-    start = i = opens[group - 1]
-    depth, in_class = 0, False
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\":
-            i += 2
+    start, depth = opens[group - 1], 0
+    for i, ch in _structure(pattern):
+        if i < start or ch not in "()":
             continue
-        if in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                try:
-                    return re.fullmatch(pattern[start + 1 : i], "") is not None
-                except re.error:
-                    return True
-        i += 1
+        depth += 1 if ch == "(" else -1
+        if depth == 0:
+            try:
+                return re.fullmatch(pattern[start + 1 : i], "") is not None
+            except re.error:
+                return True
     return True
 
 
