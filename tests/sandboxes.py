@@ -6,6 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncssh
+
 from smsdrop.sandbox import Sandbox, SandboxConfig
 
 MakeSandbox = Callable[..., Sandbox]
@@ -29,3 +31,14 @@ class SandboxFactory:
     def stop(self) -> None:
         for sandbox in self.started:
             sandbox.stop()
+
+
+def write_key(folder: Path, name: str, algorithm: str = "ssh-ed25519") -> Path:
+    """A private key ``folder/id_<name>`` (mode 0600) and its ``.pub``, OpenSSH format."""
+    options = {"key_size": 2048} if algorithm == "ssh-rsa" else {}
+    key = asyncssh.generate_private_key(algorithm, comment=f"smsdrop-test-{name}", **options)
+    path = folder / f"id_{name}"
+    key.write_private_key(str(path))
+    path.chmod(0o600)
+    key.write_public_key(str(path) + ".pub")
+    return path

@@ -23,12 +23,11 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parents[2]
 os.environ.setdefault("AIRFLOW_HOME", str(ROOT))
 
-import asyncssh
 import pytest
 
 from smsdrop.sandbox import Sandbox
 from tests.airflow.support import FaultProxy
-from tests.sandboxes import MakeSandbox, SandboxFactory
+from tests.sandboxes import MakeSandbox, SandboxFactory, write_key
 from tests.warehouse.conftest import pg_database  # noqa: F401  (a fixture)
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -53,14 +52,7 @@ class Keys:
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     folder = tmp_path_factory.mktemp("keys")
-    paths = {}
-    for name in ("client", "stranger", "host", "other_host"):
-        key = asyncssh.generate_private_key("ssh-ed25519", comment=f"smsdrop-test-{name}")
-        path = folder / f"id_{name}"
-        key.write_private_key(str(path))
-        path.chmod(0o600)
-        key.write_public_key(str(path) + ".pub")
-        paths[name] = path
+    paths = {name: write_key(folder, name) for name in ("client", "stranger", "host", "other_host")}
     authorized = folder / "authorized_keys"
     authorized.write_text((folder / "id_client.pub").read_text())
     password = "s3cret-Horse-battery-9"

@@ -21,7 +21,7 @@ import pytest
 
 from smsdrop.sandbox import Sandbox
 from smsdrop.sandbox.reference import sftp_command
-from tests.sandboxes import MakeSandbox, SandboxFactory
+from tests.sandboxes import MakeSandbox, SandboxFactory, write_key
 
 PARIS = ZoneInfo("Europe/Paris")
 #: A Tuesday, an ordinary working day in France.
@@ -44,23 +44,9 @@ class Keys:
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     """Client keys (authorized ed25519 and RSA, an unauthorized one), a password, a host key."""
     folder = tmp_path_factory.mktemp("keys")
-    paths = {}
-    for name, alg in (
-        ("ed25519", "ssh-ed25519"),
-        ("rsa", "ssh-rsa"),
-        ("stranger", "ssh-ed25519"),
-        ("host", "ssh-ed25519"),
-    ):
-        key = (
-            asyncssh.generate_private_key(alg, key_size=2048)
-            if alg == "ssh-rsa"
-            else (asyncssh.generate_private_key(alg))
-        )
-        path = folder / f"id_{name}"
-        key.write_private_key(str(path))
-        path.chmod(0o600)
-        key.write_public_key(str(path) + ".pub")
-        paths[name] = path
+    algorithms = {"ed25519": "ssh-ed25519", "rsa": "ssh-rsa", "stranger": "ssh-ed25519",
+                  "host": "ssh-ed25519"}  # fmt: skip
+    paths = {name: write_key(folder, name, alg) for name, alg in algorithms.items()}
     authorized = folder / "authorized_keys"
     authorized.write_text(
         (folder / "id_ed25519.pub").read_text() + (folder / "id_rsa.pub").read_text()
