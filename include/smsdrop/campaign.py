@@ -20,7 +20,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
-from datetime import time as clock_time
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,14 @@ from smsdrop import naming, windows
 from smsdrop.csvfile import MAX_RECORDS
 from smsdrop.errors import InputError
 from smsdrop.gsm import EncodingPolicy
-from smsdrop.prepare import AUDIENCE_REQUIRED, REJECTS_FILE, Campaign, Summary, prepare
+from smsdrop.prepare import (
+    AUDIENCE_REQUIRED,
+    REJECTS_FILE,
+    Campaign,
+    Summary,
+    prepare,
+    send_window,
+)
 from smsdrop.prepare import template_fields as placeholders
 from smsdrop.validation import FIELD_PATTERNS
 from smsdrop.warehouse import Warehouse
@@ -43,7 +49,7 @@ from smsdrop.warehouse.migrations import SQL_DIR
 #: Audience queries a run may name (``audience="weekly.sql"``) live here.
 AUDIENCE_SQL_DIR = SQL_DIR / "audience"
 AUDIENCE_FILE = "audience.parquet"
-_HHMM = re.compile(r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$")
+HHMM = re.compile(r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
 @dataclass(frozen=True)
@@ -86,8 +92,8 @@ class Request:
                 self.campaign_id,
             )
         except InputError as error:
-            part = "service_id" if "SERVICEID" in str(error) else "campaign_id"
-            raise InputError(str(error), field=part) from None
+            field = {"SERVICEID": "service_id"}.get(error.field or "", "campaign_id")
+            raise InputError(error.reason, field=field) from None
         if not re.fullmatch(FIELD_PATTERNS["oadc"], self.sender):
             raise InputError(
                 f"must be 1 to 11 ASCII letters or digits, got {self.sender!r}", field="sender"
@@ -95,7 +101,7 @@ class Request:
         if self.encoding_policy not in {p.value for p in EncodingPolicy}:
             choices = ", ".join(p.value for p in EncodingPolicy)
             raise InputError(f"must be one of {choices}", field="encoding_policy")
-        if not _HHMM.match(self.window_end or ""):
+        if not HHMM.match(self.window_end or ""):
             raise InputError(f"must be HH:MM, got {self.window_end!r}", field="window_end")
         placeholders(self.message)
         self.send_time()
@@ -216,10 +222,8 @@ def slot_problem(
     """
     if send_at > now:
         return None
-    end = None if window_end in (None, "", "22:00") else clock_time.fromisoformat(window_end)
     for country in sorted(set(countries)):
-        window = windows.window_for(country, end=end) if end else None
-        decision = windows.check(now, country, window)
+        decision = windows.check(now, country, send_window(country, window_end or None))
         if not decision.allowed:
             return (
                 f"the planned slot {send_at.isoformat()} has passed and now is outside the "

@@ -13,7 +13,7 @@ lists of unexpected values would hold phone numbers and are dropped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,15 +57,11 @@ class ContractResult:
         )
 
 
-def expectations(
-    rules: Rules, optouts: Sequence[str] | Mapping[str, str]
-) -> list[tuple[str, dict[str, Any]]]:
-    """The contract as data: (great-expectations class name, its arguments).
-
-    ``optouts``: the numbers, or a suite parameter (``{"$PARAMETER": name}``) given per run.
-    """
+def expectations(rules: Rules) -> list[tuple[str, dict[str, Any]]]:
+    """The contract as data: (great-expectations class name, its arguments). The opt-outs
+    are the suite parameter :data:`OPTOUTS_PARAMETER`, given per file's run."""
     segments = MAX_LONG_SEGMENTS if rules.long_sms else 1
-    value_set = dict(optouts) if isinstance(optouts, Mapping) else list(optouts)
+    value_set = {"$PARAMETER": OPTOUTS_PARAMETER}
     return [
         ("ExpectColumnValuesToNotBeNull", {"column": "msisdn"}),
         ("ExpectColumnValuesToMatchRegex", {"column": "msisdn", "regex": E164}),
@@ -103,7 +99,7 @@ def check_files(
     # (all the expectation can find). great-expectations serialises an expectation's
     # arguments dozens of times per run, so the whole list (100,000 numbers for 10 million
     # recipients) made the contract ~10 s per file (docs/PERFORMANCE.md).
-    for kind, arguments in expectations(rules, {"$PARAMETER": OPTOUTS_PARAMETER}):
+    for kind, arguments in expectations(rules):
         suite.add_expectation(getattr(gx.expectations, kind)(**arguments))
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(data=batch, suite=suite, name="smsdrop_send_contract")

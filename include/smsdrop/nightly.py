@@ -12,14 +12,13 @@ any campaign is triggered.
 from __future__ import annotations
 
 import os
-import re
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from smsdrop.campaign import Request
+from smsdrop.campaign import HHMM, Request
 from smsdrop.errors import InputError
 from smsdrop.naming import PARIS
 
@@ -28,7 +27,6 @@ NIGHTLY_FILE = Path(__file__).resolve().parents[1] / "nightly_campaigns.yaml"
 NIGHTLY_ENV = "SMSDROP_NIGHTLY_FILE"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _OWN_KEYS = ("send_time", "days", "enabled")
-_HHMM = re.compile(r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
 def nightly_file() -> Path:
@@ -94,6 +92,6 @@ def runs_for(night: date, path: Path | None = None) -> list[dict[str, Any]]:
 
 
 def _send_at(night: date, hhmm: str, where: str) -> str:
-    if not _HHMM.match(hhmm):
+    if not HHMM.match(hhmm):
         raise InputError(f"{where}: send_time must be HH:MM, got {hhmm!r}", field="send_time")
     return datetime.combine(night, time.fromisoformat(hhmm), tzinfo=PARIS).isoformat()

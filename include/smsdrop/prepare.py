@@ -272,7 +272,7 @@ def plan_slot(requested: datetime, countries: list[str], window_end: str | None)
     outside its window, so the name must carry a time it would send at once.
     """
     slot = requested.replace(second=0, microsecond=0)
-    rules = {c: _window(c, window_end) for c in sorted(set(countries))}
+    rules = {c: send_window(c, window_end) for c in sorted(set(countries))}
     for _ in range(100):  # each pass can only move forward; windows agree within a few
         moved = slot
         for country, window in rules.items():
@@ -283,7 +283,8 @@ def plan_slot(requested: datetime, countries: list[str], window_end: str | None)
     raise InputError("no send slot fits every destination country's window")
 
 
-def _window(country: str, window_end: str | None) -> windows.SendWindow | None:
+def send_window(country: str, window_end: str | None) -> windows.SendWindow | None:
+    """The country's window narrowed to ``window_end`` ("HH:MM"); None: its own rules."""
     if window_end is None:
         return None
     return windows.window_for(country, end=clock_time.fromisoformat(window_end))
@@ -450,5 +451,6 @@ __all__ = [
     "read_audience",
     "read_optouts",
     "render",
+    "send_window",
     "template_fields",
 ]

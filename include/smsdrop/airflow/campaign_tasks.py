@@ -126,7 +126,7 @@ def prepare(request: dict[str, Any], extracted: dict[str, Any]) -> dict[str, Any
 
     req = _request(request)
     folder = staging.ObjectStoragePath(extracted["staging"])
-    with staging.working_dir(folder, fetch=not staging.is_local(folder)) as local:
+    with staging.working_dir(folder, fetch=True) as local:
         with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
             try:
                 summary = prepare_staged(
