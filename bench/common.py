@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from smsdrop.csvfile import encode_records
+from smsdrop.sandbox.cli import serve_command
 
 FIRST = ("Marie", "Jean", "Hélène", "Anaïs", "Léa", "Chloé", "Lucas", "Hugo", "Jérôme", "Emma")
 CITY = ("Paris", "Lyon", "Marseille", "Nantes", "Besançon", "Nîmes", "Orléans", "Brest")
@@ -51,19 +51,4 @@ def client_key(work: Path) -> Path:
 
 def sandbox_serve_command(root: Path, port: int, authorized: Path, start: str) -> list[str]:
     """``smsdrop sandbox serve`` in its own process, quiet, with the benchmark's client key."""
-    return [
-        sys.executable,
-        "-m",
-        "smsdrop",
-        "sandbox",
-        "serve",
-        "--root",
-        str(root),
-        "--port",
-        str(port),
-        "--authorized-keys",
-        str(authorized),
-        "--start",
-        start,
-        "-q",
-    ]
+    return serve_command(root, port, "--authorized-keys", str(authorized), "--start", start, "-q")

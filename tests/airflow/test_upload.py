@@ -11,7 +11,6 @@ import inspect
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from smsdrop.airflow import operators
 from smsdrop.airflow.exceptions import MTargetConfigError, MTargetTransferError
 from smsdrop.airflow.hooks import MTargetHook, RemoteState
 from smsdrop.airflow.operators import MTargetUploadOperator
+from smsdrop.sandbox.cli import serve_command
 from smsdrop.sandbox.events import events
 from smsdrop.sandbox.reference import free_port
 from tests.airflow.conftest import START, Keys
@@ -217,16 +217,9 @@ class SandboxProcess:
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> SandboxProcess:
-        command = [
-            sys.executable,
-            "-m",
-            "smsdrop",
-            "sandbox",
-            "serve",
-            "--root",
-            str(self.root),
-            "--port",
-            str(self.port),
+        command = serve_command(
+            self.root,
+            self.port,
             "--authorized-keys",
             str(self.keys.authorized),
             "--host-key",
@@ -238,7 +231,7 @@ class SandboxProcess:
             "--retention",
             "3650d",
             "-q",
-        ]
+        )
         self.proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )

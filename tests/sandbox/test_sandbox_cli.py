@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from smsdrop.cli import main
 from smsdrop.sandbox import events
+from smsdrop.sandbox.cli import serve_command
 from tests.sandbox.conftest import Keys, mobiles, records, upload
 
 NAME = "SEND-12345-20261201-0800-cli.csv"
@@ -25,21 +25,7 @@ NAME = "SEND-12345-20261201-0800-cli.csv"
 def test_serve_prints_what_clients_need_and_stops_on_sigterm(tmp_path: Path) -> None:
     root = tmp_path / "root"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "smsdrop",
-            "sandbox",
-            "serve",
-            "--root",
-            str(root),
-            "--port",
-            "0",
-            "--start",
-            "2026-12-01T09:00+01:00",
-            "--speed",
-            "60",
-        ],
+        serve_command(root, 0, "--start", "2026-12-01T09:00+01:00", "--speed", "60"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

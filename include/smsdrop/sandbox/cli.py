@@ -22,7 +22,16 @@ from pathlib import Path
 from smsdrop.argtypes import aware_datetime, duration, time_of_day
 from smsdrop.errors import InputError, SmsdropError
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "serve_command"]
+
+
+def serve_command(root: Path, port: int, *options: str) -> list[str]:
+    """The command line that runs ``smsdrop sandbox serve`` in a process of its own (with
+    this interpreter), for benchmarks, tests and anyone scripting the sandbox."""
+    return [
+        sys.executable, "-m", "smsdrop", "sandbox", "serve",
+        "--root", str(root), "--port", str(port), *options,
+    ]  # fmt: skip
 
 
 def _rate(text: str) -> tuple[str, float]:
