@@ -10,7 +10,6 @@ import asyncio
 import io
 import stat
 import subprocess
-import time
 from datetime import timedelta
 
 import asyncssh
@@ -36,13 +35,7 @@ needs_openssh = pytest.mark.skipif(SFTP is None, reason="OpenSSH sftp client not
 
 
 def verdict_of(sandbox, name: str, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for kind in ("file_done", "file_rejected"):
-            if sandbox.events(kind, name=name):
-                return kind
-        time.sleep(0.02)
-    raise TimeoutError(name)
+    return sandbox.wait_for_first(("file_done", "file_rejected"), timeout, name=name)["kind"]
 
 
 @needs_openssh

@@ -6,7 +6,6 @@ a client would; the event log is the oracle of what was sent.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -32,14 +31,7 @@ NOW_NAME = "SEND-12345-20261201-0800-now.csv"  # 08:00 Paris: in the past at STA
 
 def done(sandbox, name: str, timeout: float = 30.0) -> dict:
     """Wait for the file's verdict; returns its file_done or file_rejected event."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for kind in ("file_done", "file_rejected"):
-            found = sandbox.events(kind, name=name)
-            if found:
-                return found[0]
-        time.sleep(0.02)
-    raise TimeoutError(f"no verdict for {name}")
+    return sandbox.wait_for_first(("file_done", "file_rejected"), timeout, name=name)
 
 
 def verdict(sandbox, keys: Keys, name: str, data: bytes) -> dict:

@@ -207,14 +207,22 @@ class Sandbox:
         request_id = write_request(
             self.layout.inbox, {"type": "reply", "msisdn": msisdn, "text": text}
         )
+        return self.wait_for_first(
+            ("reply_received", "reply_unmatched"), timeout, request=request_id
+        )
+
+    def wait_for_first(self, kinds: tuple[str, ...], timeout: float = 20.0, **match: Any) -> dict:
+        """Wait (real time) for the first event of any of ``kinds`` matching ``match`` — an
+        outcome with several possible kinds (a file done or rejected, say)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for kind in ("reply_received", "reply_unmatched"):
-                found = self.events(kind, request=request_id)
+        while True:
+            for kind in kinds:  # one read per kind: the log is filtered on its kind prefix
+                found = self.events(kind, **match)
                 if found:
                     return found[0]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {' or '.join(kinds)} event {match} after {timeout}s")
             time.sleep(0.02)
-        raise TimeoutError("the reply was not taken")
 
     @property
     def balance(self) -> int | None:
