@@ -285,8 +285,8 @@ def record_outcome(
     req = _request(request)
     hook = MTargetHook(mtarget_conn_id)
     states: dict[str, str] = {}
-    with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
-        for f in files:
+    with hook.get_managed_conn(), warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
+        for f in files:  # one SFTP session for every file
             found = hook.remote_state(f["remote_name"]).state.value
             states[f["remote_name"]] = (
                 warehouse.record_file_state(f["remote_name"], found)
@@ -320,7 +320,7 @@ def load_acks(
     req = _request(request)
     hook = MTargetHook(mtarget_conn_id)
     counts = {"files": 0, "rows": 0, "new": 0}
-    with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
+    with hook.get_managed_conn(), warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
         for f in files:
             report = parse_name(f["remote_name"]).with_kind(FileKind.ACK).name
             data = hook.read_from(hook.report_path(report), 0)
@@ -343,17 +343,18 @@ def tidy_remote(files: list[dict[str, Any]], mtarget_conn_id: str = MTARGET_CONN
 
     hook = MTargetHook(mtarget_conn_id)
     removed = 0
-    for f in files:
-        name = parse_name(f["remote_name"])
-        for remove, target in (
-            (hook.delete_send_file, name.with_ext("done")),
-            (hook.delete_report, name.with_kind(FileKind.ACK).name),
-        ):
-            try:
-                remove(target)
-                removed += 1
-            except FileNotFoundError:
-                log.info("%s was gone already", target)
+    with hook.get_managed_conn():
+        for f in files:
+            name = parse_name(f["remote_name"])
+            for remove, target in (
+                (hook.delete_send_file, name.with_ext("done")),
+                (hook.delete_report, name.with_kind(FileKind.ACK).name),
+            ):
+                try:
+                    remove(target)
+                    removed += 1
+                except FileNotFoundError:
+                    log.info("%s was gone already", target)
     log.info("removed %d processed remote file(s)", removed)
     return removed
 
