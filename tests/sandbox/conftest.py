@@ -69,7 +69,11 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
 def make_sandbox(tmp_path: Path, keys: Keys) -> Iterator[MakeSandbox]:
     """Start a sandbox with test settings; ``**changes`` override them."""
     factory = SandboxFactory(
-        tmp_path, host_key=keys.host, authorized_keys=keys.authorized, start=START
+        tmp_path,
+        host_key=keys.host,
+        authorized_keys=keys.authorized,
+        start=START,
+        auth_failure_delay=0.05,  # the throttle itself is tested with its own settings
     )
     yield factory
     factory.stop()

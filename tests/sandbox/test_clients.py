@@ -201,15 +201,15 @@ def test_plain_sftp_rename_onto_an_existing_name_fails_posix_rename_replaces(
 
     async def action(sftp: asyncssh.SFTPClient) -> list[str]:
         for name in ("a.tmp", "b.tmp"):
-            async with sftp.open(f"Report/{name}", "wb") as handle:
+            async with sftp.open(f"Send/{name}", "wb") as handle:
                 await handle.write(name.encode())
         with pytest.raises(asyncssh.SFTPFailure):
-            await sftp.rename("Report/a.tmp", "Report/b.tmp")
-        await sftp.posix_rename("Report/a.tmp", "Report/b.tmp")
-        return sorted(await sftp.listdir("Report"))
+            await sftp.rename("Send/a.tmp", "Send/b.tmp")
+        await sftp.posix_rename("Send/a.tmp", "Send/b.tmp")
+        return sorted(await sftp.listdir("Send"))
 
     assert run_sftp(sandbox, keys.ed25519, action) == [".", "..", "b.tmp"]
-    assert (sandbox.layout.report / "b.tmp").read_bytes() == b"a.tmp"
+    assert (sandbox.layout.send / "b.tmp").read_bytes() == b"a.tmp"
 
 
 def test_plain_sftp_rename_is_taken_like_posix_rename(sandbox, keys: Keys) -> None:

@@ -108,21 +108,28 @@ def test_csv_goes_lock_then_done_and_tmp_is_never_taken(sandbox, keys: Keys) -> 
 
 
 def test_csv_outside_send_is_ignored(sandbox, keys: Keys) -> None:
+    """A client cannot put a file anywhere else (only Send/ is writable, no folder can be
+    made); a .csv that gets there by other means (a sub-folder of Send/) is not taken."""
+    sub = sandbox.layout.send / "sub"
+    sub.mkdir()
+    (sub / "SEND-12345-20261201-0800-c.csv").write_bytes(records(mobiles(1)))
+
     async def elsewhere(sftp: asyncssh.SFTPClient) -> None:
-        await sftp.mkdir("Send/sub")
+        with pytest.raises(asyncssh.SFTPPermissionDenied):
+            await sftp.mkdir("Send/other")
         for path in (
             "Report/SEND-12345-20261201-0800-a.csv",
             "SEND-12345-20261201-0800-b.csv",
             "Send/sub/SEND-12345-20261201-0800-c.csv",
         ):
-            async with sftp.open(path, "wb") as handle:
-                await handle.write(records(mobiles(1)))
+            with pytest.raises(asyncssh.SFTPPermissionDenied):
+                await sftp.open(path, "wb")
 
     run_sftp(sandbox, keys.ed25519, elsewhere)
     verdict(sandbox, keys, NOW_NAME, records(mobiles(1)))  # a scan has run since
-    assert listing(sandbox, "Report") == ["SEND-12345-20261201-0800-a.csv"]
+    assert listing(sandbox, "Report") == []
     assert listing(sandbox, "Send/sub") == ["SEND-12345-20261201-0800-c.csv"]
-    assert (sandbox.layout.root / "SEND-12345-20261201-0800-b.csv").exists()
+    assert not (sandbox.layout.root / "SEND-12345-20261201-0800-b.csv").exists()
     assert [e["name"] for e in sandbox.events("file_received")] == [NOW_NAME]
 
 

@@ -76,20 +76,20 @@ def test_path_escapes_stay_inside_the_root(sandbox, keys: Keys) -> None:
     root = sandbox.layout.root
 
     async def action(sftp: asyncssh.SFTPClient) -> tuple[str, str]:
-        async with sftp.open("../" * 12 + "escaped.txt", "wb") as handle:
-            await handle.write(b"x")
-        async with sftp.open(f"Send/{TMP}", "wb") as handle:
+        with pytest.raises(asyncssh.SFTPPermissionDenied):  # the root itself is not writable
+            await sftp.open("../" * 12 + "escaped.txt", "wb")
+        async with sftp.open("Send/../../Send/" + TMP, "wb") as handle:  # back into Send/
             await handle.write(records(mobiles(1)))
-        await sftp.posix_rename(f"Send/{TMP}", "Send/../../../SEND-12345-20261201-0800-x.csv")
+        with pytest.raises(asyncssh.SFTPPermissionDenied):
+            await sftp.posix_rename(f"Send/{TMP}", "Send/../../../SEND-12345-20261201-0800-x.csv")
         return await sftp.realpath("../../.."), await sftp.realpath("Send/../..")
 
     assert run_sftp(sandbox, keys.ed25519, action) == ("/", "/")
-    assert (root / "escaped.txt").read_bytes() == b"x"
-    for above in (root.parent, root.parent.parent, Path("/")):
+    assert (root / "Send" / TMP).exists()
+    for above in (root, root.parent, root.parent.parent, Path("/")):
         assert not (above / "escaped.txt").exists()
         assert not (above / "SEND-12345-20261201-0800-x.csv").exists()
     sandbox.settle()
-    assert (root / "SEND-12345-20261201-0800-x.csv").exists()  # in the root: ignored
     assert not sandbox.events("file_received")
 
 
@@ -239,3 +239,192 @@ def test_two_clients_uploading_the_same_name_give_one_campaign(sandbox, keys: Ke
     sandbox.settle()
     assert len(sandbox.events("file_locked")) == 1
     assert len(sandbox.events("message_sent", file=NAME)) == 50
+
+
+# --- attributes, provider's files, quota, logins, log lines (issue 9) --------------------
+
+DONE = "SEND-12345-20261201-0800-evil.done"
+
+
+def test_setstat_changes_times_only(sandbox, keys: Keys, tmp_path: Path) -> None:
+    """chmod (setuid or not), chown and truncation are refused over every path a client
+    has (setstat by path, fsetstat on a handle, paramiko's helpers); times may be set."""
+    data = records(mobiles(3))
+
+    async def action(sftp: asyncssh.SFTPClient) -> None:
+        async with sftp.open(f"Send/{TMP}", "wb") as handle:
+            await handle.write(data)
+            for attrs in (
+                asyncssh.SFTPAttrs(permissions=0o4755),
+                asyncssh.SFTPAttrs(size=0),
+                asyncssh.SFTPAttrs(uid=0, gid=0),
+            ):
+                with pytest.raises(asyncssh.SFTPPermissionDenied):
+                    await handle.setstat(attrs)
+        for attempt in (
+            sftp.chmod(f"Send/{TMP}", 0o6777),
+            sftp.chown(f"Send/{TMP}", 0, 0),
+            sftp.truncate(f"Send/{TMP}", 1),
+        ):
+            with pytest.raises(asyncssh.SFTPPermissionDenied):
+                await attempt
+        await sftp.utime(f"Send/{TMP}", (1_700_000_000, 1_700_000_000))
+
+    run_sftp(sandbox, keys.ed25519, action)
+    transport = paramiko.Transport(("127.0.0.1", sandbox.port))
+    try:
+        transport.connect(username="sandbox", pkey=paramiko.Ed25519Key.from_private_key_file(
+            str(keys.ed25519)))  # fmt: skip
+        client = paramiko.SFTPClient.from_transport(transport)
+        assert client is not None
+        for attempt in (
+            lambda: client.chmod(f"Send/{TMP}", 0o4777),
+            lambda: client.truncate(f"Send/{TMP}", 0),
+            lambda: client.chown(f"Send/{TMP}", 0, 0),
+        ):
+            with pytest.raises(PermissionError):
+                attempt()
+    finally:
+        transport.close()
+    local = sandbox.layout.send / TMP
+    assert local.read_bytes() == data
+    assert local.stat().st_mode & 0o7777 == 0o644
+    assert int(local.stat().st_mtime) == 1_700_000_000
+
+
+def test_openssh_chmod_is_refused_and_put_creates_0644(sandbox, keys: Keys, tmp_path) -> None:
+    from tests.sandbox.conftest import SFTP, openssh
+
+    if SFTP is None:
+        pytest.skip("OpenSSH sftp not installed")
+    upload = tmp_path / TMP
+    upload.write_bytes(records(mobiles(2)))
+    upload.chmod(0o4755)  # put -p would carry the setuid bit over
+    result = openssh(
+        sandbox, keys.ed25519, f"cd Send\nput {TMP}\n-chmod 4755 {TMP}\n-chown 0 {TMP}\n", tmp_path
+    )
+    assert "Permission denied" in result.stderr
+    assert (sandbox.layout.send / TMP).stat().st_mode & 0o7777 == 0o644
+    result = openssh(sandbox, keys.ed25519, f"cd Send\nput -p {TMP}\n", tmp_path, check=False)
+    assert (sandbox.layout.send / TMP).stat().st_mode & 0o7777 == 0o644
+
+
+def test_provider_files_cannot_be_created_truncated_or_overwritten(sandbox, keys: Keys) -> None:
+    from tests.sandbox.conftest import upload
+
+    upload(sandbox, keys.ed25519, NAME, records(mobiles(2)))
+    sandbox.wait_for("file_done", name=NAME)
+    sandbox.advance(timedelta(days=1, minutes=1))
+    ack = sandbox.wait_for("report_written", file=NAME)[0]["name"]
+    before = {p: p.read_bytes() for p in (sandbox.layout.send / DONE, sandbox.layout.report / ack)}
+
+    async def action(sftp: asyncssh.SFTPClient) -> None:
+        async with sftp.open(f"Send/{TMP}", "wb") as handle:
+            await handle.write(b"forged")
+        for path in (f"Send/{DONE}", f"Report/{ack}", "Send/SEND-12345-20261201-0800-new.reject",
+                     "Send/SEND-12345-20261201-0800-new.lock", "Report/ACK-x.csv"):  # fmt: skip
+            for mode in ("wb", "ab", "r+b", "xb"):
+                with pytest.raises(asyncssh.SFTPPermissionDenied):
+                    await sftp.open(path, mode)
+            with pytest.raises(asyncssh.SFTPPermissionDenied):
+                await sftp.posix_rename(f"Send/{TMP}", path)
+        with pytest.raises(asyncssh.SFTPPermissionDenied):
+            await sftp.rename(f"Send/{DONE}", f"Send/{TMP}x")
+        async with sftp.open(f"Report/{ack}", "rb") as handle:  # reading is fine
+            assert await handle.read() == before[sandbox.layout.report / ack]
+
+    run_sftp(sandbox, keys.ed25519, action)
+    for path, data in before.items():
+        assert path.read_bytes() == data
+    assert "ACK-x.csv" not in listing(sandbox, "Report")
+
+
+def test_disk_quota_refuses_the_write_that_would_pass_it(make_sandbox, keys: Keys) -> None:
+    sandbox = make_sandbox(quota=100_000)
+    (sandbox.layout.send / "old.done").write_bytes(b"x" * 40_000)  # what is stored counts
+
+    async def action(sftp: asyncssh.SFTPClient) -> None:
+        async with sftp.open(f"Send/{TMP}", "wb") as handle:
+            await handle.write(b"a" * 50_000, 0)
+            with pytest.raises(asyncssh.SFTPFailure, match="quota"):
+                await handle.write(b"b" * 20_000, 50_000)
+            with pytest.raises(asyncssh.SFTPFailure, match="quota"):  # sparse, far away
+                await handle.write(b"c", 10**12)
+            await handle.write(b"d" * 10_000, 0)  # overwriting does not grow the file
+        await sftp.remove("Send/old.done")  # room again, seen at the next open
+        async with sftp.open(f"Send/{TMP}", "ab") as handle:
+            await handle.write(b"e" * 45_000)
+
+    run_sftp(sandbox, keys.ed25519, action)
+    data = (sandbox.layout.send / TMP).read_bytes()
+    assert data == b"d" * 10_000 + b"a" * 40_000 + b"e" * 45_000
+
+
+def test_failed_logins_cut_the_connection_after_the_cap(make_sandbox, keys: Keys, tmp_path) -> None:
+    from tests.sandboxes import write_key
+
+    sandbox = make_sandbox(max_auth_failures=3, auth_failure_delay=0.01)
+    wrong = [str(write_key(tmp_path, f"w{i}")) for i in range(5)]
+    with pytest.raises((asyncssh.PermissionDenied, asyncssh.DisconnectError)):
+        run_sftp(sandbox, None, lambda sftp: sftp.listdir("/"),
+                 client_keys=[*wrong, str(keys.ed25519)])  # fmt: skip
+    sandbox.wait_for("auth_limit")
+    failed = sandbox.events("auth_failed")
+    assert [e["failures"] for e in failed] == [1, 2, 3]  # the 4th key was never looked at
+    assert not sandbox.events("auth_accepted")
+
+
+def test_openssh_sftp_is_cut_after_the_cap_too(make_sandbox, keys: Keys, tmp_path) -> None:
+    from tests.sandbox.conftest import SFTP, openssh
+    from tests.sandboxes import write_key
+
+    if SFTP is None:
+        pytest.skip("OpenSSH sftp not installed")
+    sandbox = make_sandbox(max_auth_failures=2, auth_failure_delay=0.01)
+    extra = [a for i in range(4) for a in ("-i", str(write_key(tmp_path, f"o{i}")))]
+    result = openssh(sandbox, keys.stranger, "ls\n", tmp_path, *extra, check=False)
+    assert result.returncode != 0
+    sandbox.wait_for("auth_limit")
+    assert len(sandbox.events("auth_failed")) == 2
+
+
+def test_failures_slow_down_their_address_not_others(make_sandbox, keys: Keys) -> None:
+    import time
+
+    sandbox = make_sandbox(allow_ips=("127.0.0.0/8",), auth_failure_delay=0.4)
+
+    def login(key, source: str) -> float:
+        started = time.monotonic()
+        try:
+            run_sftp(sandbox, key, lambda sftp: sftp.listdir("/"), local_addr=(source, 0))
+        except asyncssh.PermissionDenied:
+            pass
+        return time.monotonic() - started
+
+    fresh = login(keys.ed25519, "127.0.0.3")
+    login(keys.stranger, "127.0.0.2")  # 1st failure: answered at once, 0.4 s penalty
+    login(keys.stranger, "127.0.0.2")  # waits 0.4 s, 2nd failure: 0.8 s penalty
+    slowed = login(keys.ed25519, "127.0.0.2")  # the right key still waits its turn
+    other = login(keys.ed25519, "127.0.0.3")
+    assert slowed >= 0.8 > other
+    assert other < fresh + 0.3
+    accepted = [e["peer"] for e in sandbox.events("auth_accepted")]
+    assert accepted == ["127.0.0.3", "127.0.0.2", "127.0.0.3"]
+    assert login(keys.ed25519, "127.0.0.2") < 0.8  # forgiven after the success
+
+
+def test_file_names_cannot_forge_log_lines(sandbox, keys: Keys, caplog) -> None:
+    import logging
+
+    forged = "SEND-12345-20261201-0800-x\n2026-12-01 INFO SEND-1-20261201-0800-y.done: 9\n.csv"
+    caplog.set_level(logging.INFO, logger="smsdrop.sandbox")
+
+    async def action(sftp: asyncssh.SFTPClient) -> None:
+        async with sftp.open(f"Send/{forged}", "wb") as handle:
+            await handle.write(records(mobiles(1)))
+
+    run_sftp(sandbox, keys.ed25519, action)
+    sandbox.wait_for("file_rejected")
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("\\n2026-12-01 INFO" in m for m in messages)  # quoted, visible
+    assert not any("\n" in m for m in messages)

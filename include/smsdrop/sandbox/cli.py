@@ -44,6 +44,22 @@ def _rate(text: str) -> tuple[str, float]:
         ) from None
 
 
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def _size(text: str) -> int | None:
+    """``10G``, ``500M``, ``1048576``; ``none`` for no limit."""
+    if text.strip().lower() == "none":
+        return None
+    number, unit = text.strip().upper().rstrip("B"), ""
+    if number and number[-1] in _UNITS:
+        number, unit = number[:-1], number[-1]
+    try:
+        return int(float(number) * _UNITS[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size like 10G or 500M: {text!r}") from None
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add ``sandbox`` and its subcommands to the ``smsdrop`` parser."""
     sandbox = sub.add_parser("sandbox", help="run a twin of the provider's SFTP drop-box")
@@ -82,6 +98,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--file-encoding", default="utf-8")
     g.add_argument("--max-records", type=int, default=1_000_000)
     g.add_argument("--balance", type=int, help="credits (1 per segment); default unlimited")
+    g.add_argument(
+        "--quota", type=_size, default="10G", help="bytes the account may store in Send/ (none)"
+    )
+    g.add_argument(
+        "--max-auth-failures", type=int, default=3, help="failed logins before a connection is cut"
+    )
+    g.add_argument(
+        "--auth-failure-delay",
+        type=float,
+        default=1.0,
+        help="real seconds an address waits per attempt after a failure (doubles, max 30)",
+    )
     g = p.add_argument_group("network and recipients")
     g.add_argument(
         "--rate",
@@ -171,6 +199,10 @@ def _config(args: argparse.Namespace):
             lock_delay=args.lock_delay,
             max_write_len=args.max_write_len,
             ciphers=tuple(args.ciphers.split(",")) if args.ciphers else DEFAULT_CIPHERS,
+            quota=args.quota,
+            max_auth_failures=args.max_auth_failures,
+            auth_failure_delay=args.auth_failure_delay,
+            auth_failure_delay_max=max(30.0, args.auth_failure_delay),
         )
     except ValueError as error:
         raise InputError(str(error)) from None

@@ -19,6 +19,7 @@ from smsdrop.csvfile import MAX_RECORDS
 __all__ = [
     "DEFAULT_ALLOWED",
     "DEFAULT_CIPHERS",
+    "DEFAULT_QUOTA",
     "MO_TEXTS",
     "STATUSES",
     "STOP_KEYWORDS",
@@ -120,6 +121,10 @@ MO_TEXTS: Final = (
 #: asyncssh) speaks AES-GCM; widen with ``--ciphers`` for an old one.
 DEFAULT_CIPHERS: Final = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
+#: Bytes the account may store in ``Send/`` (10 GiB: a 10-million-recipient campaign is
+#: ~1.5 GB of SEND files, kept 30 days as ``.done``). None: no quota.
+DEFAULT_QUOTA: Final = 10 * 1024**3
+
 #: Who may connect when no allow-list is given: this machine only (the provider blocks
 #: every address it was not told about).
 DEFAULT_ALLOWED: Final = ("127.0.0.1/32", "::1/128")
@@ -135,6 +140,10 @@ class SandboxConfig:
     ``long_sms`` (5 segments allowed), ``unicode`` (non-GSM texts go as UCS-2; otherwise the
     characters are replaced, as the spec says), ``balance`` (credits, one per segment;
     None: unlimited), ``window_end`` (22:00 per the spec; 20:00 where operators apply it).
+
+    Hardening: ``quota`` (bytes in ``Send/``), ``max_auth_failures`` (per connection, then
+    it is cut), ``auth_failure_delay`` / ``auth_failure_delay_max`` (real seconds an address
+    waits per attempt after failures, doubling per failure).
 
     Timing (simulated): ``start`` and ``speed`` of the clock, ACK delays by volume,
     ``retention``, reply delays. Real time: ``poll_interval`` (the watcher's safety net),
@@ -172,6 +181,10 @@ class SandboxConfig:
     lock_delay: float = 0.0
     max_write_len: int = 261_120
     ciphers: tuple[str, ...] = DEFAULT_CIPHERS
+    quota: int | None = DEFAULT_QUOTA
+    max_auth_failures: int = 3
+    auth_failure_delay: float = 1.0
+    auth_failure_delay_max: float = 30.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
@@ -196,6 +209,12 @@ class SandboxConfig:
             raise ValueError(f"max_records must be 1..{MAX_RECORDS}")
         if not self.ciphers:
             raise ValueError("at least one cipher must be offered")
+        if self.quota is not None and self.quota < 0:
+            raise ValueError("quota must be >= 0 bytes")
+        if self.max_auth_failures < 1:
+            raise ValueError("max_auth_failures must be >= 1")
+        if not 0 <= self.auth_failure_delay <= self.auth_failure_delay_max:
+            raise ValueError("auth_failure_delay must be between 0 and auth_failure_delay_max")
         if not 1024 <= self.max_write_len <= 4 * 1024 * 1024:
             raise ValueError("max_write_len must be between 1 KiB and 4 MiB")
 

@@ -230,7 +230,7 @@ class Engine:
             reason=batch.reason,
         )
         log.info(
-            "%s: %d message(s) %s at %s, %d credit(s) debited",
+            "%r: %d message(s) %s at %s, %d credit(s) debited",
             plan.file,
             len(rows),
             "rejected" if batch.rejected else "sent",
@@ -287,7 +287,7 @@ class Engine:
             bytes=len(data),
             statuses=dict(statuses),
         )
-        log.info("Report/%s written: %d record(s)", name, plan.size)
+        log.info("%r written: %d record(s)", f"Report/{name}", plan.size)
 
     # --- replies ------------------------------------------------------------------------
 
@@ -422,7 +422,7 @@ class Engine:
                 name = f"{folder.name}/{entry.name}"
                 deleted.append(name)
                 self.events.emit("file_deleted", when, name=name, reason="retention")
-                log.info("%s deleted: older than %s", name, self.config.retention)
+                log.info("%r deleted: older than %s", name, self.config.retention)
         return deleted
 
 

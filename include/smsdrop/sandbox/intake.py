@@ -165,7 +165,7 @@ class Intake:
         if key not in self._noted:
             self._noted.add(key)
             self.events.emit(kind, self.clock.now(), name=name, reason=reason)
-            log.info("Send/%s left alone: %s", name, reason)
+            log.info("%r left alone: %s", f"Send/{name}", reason)
 
     def _delay_over(self, name: str, inode: int) -> bool:
         first = self._first_seen.setdefault((name, inode), time.monotonic())
@@ -188,7 +188,7 @@ class Intake:
         self.processed.add(stem)
         self.ages.touch(lock, now)
         self.events.emit("file_locked", now, name=name)
-        log.info("Send/%s received (%d bytes), locked", name, size)
+        log.info("%r received (%d bytes), locked", f"Send/{name}", size)
         self._submit(name)
 
     def _submit(self, name: str) -> None:
@@ -220,7 +220,7 @@ class Intake:
                     problems=[_problem_dict(p) for p in problems[:PROBLEMS_LOGGED]],
                     seconds=round(time.perf_counter() - started, 3),
                 )
-                log.info("Send/%s.reject: %s", stem, ", ".join(sorted(reasons)))
+                log.info("%r: %s", f"Send/{stem}.reject", ", ".join(sorted(reasons)))
                 return
             self._finish(lock, stem, "done")
             now = self.clock.now()
@@ -231,7 +231,7 @@ class Intake:
                 records=records,
                 seconds=round(time.perf_counter() - started, 3),
             )
-            log.info("Send/%s.done: %d record(s)", stem, records)
+            log.info("%r: %d record(s)", f"Send/{stem}.done", records)
             plan = build_plan(work, name, naming.parse_name(name), self.config)
             self.engine.accept(plan, now)
         finally:

@@ -13,18 +13,36 @@ What it adds to asyncssh's stock ``SFTPServer``, and why:
   ``limits@openssh.com`` reply; clients that follow it (asyncssh) then crawl against
   flow control. The handler here answers with ``max_write_len`` (261120, OpenSSH's own).
   asyncssh has no option for it, so the handler class is subclassed (tested, pinned version).
-* **Provider's files**: ``.lock`` files in ``Send/`` cannot be opened for writing, renamed or
-  removed (the provider is processing them).
+* **Only ``Send/`` is writable**: files are created, written, renamed and have their times
+  set there only; no directory is created or removed anywhere (the layout is the provider's).
+* **Provider's files** (``.lock``, ``.done``, ``.reject`` in ``Send/``; everything in
+  ``Report/``) cannot be opened for writing, created, truncated or renamed; ``.lock`` files
+  cannot be removed either (the provider is processing them). ``.done``, ``.reject`` and
+  reports may be read and removed (the spec asks clients to delete what they fetched).
+* **Attributes**: ``setstat``/``fsetstat`` may change times only (what ``put -p`` keeps);
+  permissions, owner, size (truncation) and extended attributes are refused, and a file is
+  created ``0644`` whatever mode the client asks (no setuid, no executable bit).
+* **Disk quota** per account (``quota``): the apparent size of ``Send/`` (so a sparse write
+  far past the end counts) may not grow past it; the write that would is refused with
+  "quota exceeded" and nothing of it is written.
+* **Failed logins**: a connection is cut after ``max_auth_failures`` refused attempts, and
+  every attempt from an address with recent failures waits its turn, longer after each
+  failure (:class:`AuthThrottle`): guessing costs time per address, not per connection.
+* **Log lines** quote client-chosen strings (file names, logins) with ``repr``: a name with a
+  newline cannot forge a line in the sandbox's log.
 * **Hooks for the intake**: write handles are tracked by file identity, and a rename or the
   last close pokes the intake, so a ``.csv`` is locked at once — never while still open.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +51,11 @@ import asyncssh
 from asyncssh.sftp import (
     ACE4_APPEND_DATA,
     ACE4_WRITE_DATA,
+    FXF_ACCESS_DISPOSITION,
     FXF_APPEND,
+    FXF_CREAT,
+    FXF_OPEN_EXISTING,
+    FXF_TRUNC,
     FXF_WRITE,
     SFTPLimits,
     SFTPServerHandler,
@@ -46,11 +68,25 @@ from smsdrop.sandbox.events import EventLog
 from smsdrop.sandbox.intake import Intake, OpenFiles
 from smsdrop.sandbox.layout import PRIVATE_DIR, Layout
 
-__all__ = ["SandboxSFTPServer", "SandboxSSHServer", "load_authorized_keys", "peer_allowed"]
+__all__ = [
+    "AuthThrottle",
+    "Quota",
+    "SandboxSFTPServer",
+    "SandboxSSHServer",
+    "load_authorized_keys",
+    "peer_allowed",
+]
 
 log = logging.getLogger("smsdrop.sandbox")
 
 _PRIVATE = PRIVATE_DIR.encode()
+#: Extensions of the provider's own files in ``Send/``.
+_PROVIDER_EXTS = (b".lock", b".done", b".reject")
+#: Attributes a client may set: times only (``put -p``, ``touch``-like clients); ``type``
+#: is always filled in by asyncssh's parser, it changes nothing.
+_TIME_FIELDS = frozenset({"atime", "atime_ns", "mtime", "mtime_ns", "type"})
+#: Mode of every file a client creates (its requested mode is ignored).
+FILE_MODE = 0o644
 
 
 def peer_allowed(
@@ -69,6 +105,89 @@ def peer_allowed(
 def load_authorized_keys(path: Path) -> list[asyncssh.SSHKey]:
     """Public keys of an OpenSSH ``authorized_keys`` file (options are ignored)."""
     return list(asyncssh.read_public_key_list(str(path)))
+
+
+class AuthThrottle:
+    """Per peer address: after a failed login, that address's next attempts wait their turn.
+
+    The wait doubles with each failure (``base``, 2×``base``, … up to ``cap`` seconds) and
+    attempts from one address are spaced by it even over parallel connections, so opening
+    more connections does not guess faster. An address is forgiven after a success or
+    ``forget_after`` quiet seconds. Real (monotonic) time: it protects a real account.
+    """
+
+    def __init__(self, base: float, cap: float, forget_after: float = 600.0) -> None:
+        self.base, self.cap, self.forget_after = base, cap, forget_after
+        self._failures: dict[str, tuple[int, float]] = {}
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def penalty(self, address: str) -> float:
+        """Seconds between two attempts from ``address`` now (0 without recent failures)."""
+        count, last = self._failures.get(address, (0, 0.0))
+        if not count or time.monotonic() - last > self.forget_after:
+            return 0.0
+        return min(self.cap, self.base * 2 ** (count - 1))
+
+    def reserve(self, address: str) -> float:
+        """Seconds this attempt must wait before it is answered (its turn is taken)."""
+        penalty = self.penalty(address)
+        if penalty <= 0:
+            return 0.0
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next.get(address, now))
+            self._next[address] = start + penalty
+            return start - now
+
+    def failed(self, address: str) -> None:
+        with self._lock:
+            count, last = self._failures.get(address, (0, 0.0))
+            now = time.monotonic()
+            if now - last > self.forget_after:
+                count = 0
+            self._failures[address] = (count + 1, now)
+            self._next[address] = max(self._next.get(address, now), now + self.penalty(address))
+
+    def succeeded(self, address: str) -> None:
+        with self._lock:
+            self._failures.pop(address, None)
+            self._next.pop(address, None)
+
+
+class Quota:
+    """Bytes the account stores in ``Send/`` (apparent sizes), against ``limit``.
+
+    Measured from the folder whenever a file is opened for writing (deletions, retention
+    and the provider's renames are then seen) and counted up by every write that grows a
+    file; writes run on the event loop, one at a time, so the count needs no lock.
+    """
+
+    def __init__(self, folder: Path, limit: int | None) -> None:
+        self.folder, self.limit = folder, limit
+        self.used = 0
+
+    def measure(self) -> int:
+        total = 0
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue
+        self.used = total
+        return total
+
+    def grow(self, growth: int) -> None:
+        """Count ``growth`` more bytes, or raise (nothing counted) past the limit."""
+        if growth <= 0:
+            return
+        if self.limit is not None and self.used + growth > self.limit:
+            raise asyncssh.SFTPQuotaExceeded(
+                f"Disk quota exceeded: the account may store {self.limit} bytes ({self.used} used)"
+            )
+        self.used += growth
 
 
 class Context:
@@ -91,6 +210,8 @@ class Context:
         self.password = password
         self.networks = [ipaddress.ip_network(a, strict=False) for a in config.allow_ips]
         self.connections: set[asyncssh.SSHServerConnection] = set()
+        self.throttle = AuthThrottle(config.auth_failure_delay, config.auth_failure_delay_max)
+        self.quota = Quota(layout.send, config.quota)
 
 
 class SandboxSSHServer(asyncssh.SSHServer):
@@ -103,6 +224,7 @@ class SandboxSSHServer(asyncssh.SSHServer):
         self._method = ""
         self._fingerprint: str | None = None
         self._refused = False
+        self._failures = 0
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         peer = conn.get_extra_info("peername") or ("?", 0)
@@ -134,7 +256,8 @@ class SandboxSSHServer(asyncssh.SSHServer):
     def password_auth_supported(self) -> bool:
         return self.ctx.password is not None
 
-    def validate_password(self, username: str, password: str) -> bool:
+    async def validate_password(self, username: str, password: str) -> bool:
+        await self._wait_turn()
         expected = self.ctx.password or ""
         ok = (
             self.ctx.password is not None
@@ -150,7 +273,8 @@ class SandboxSSHServer(asyncssh.SSHServer):
     def public_key_auth_supported(self) -> bool:
         return True
 
-    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+    async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        await self._wait_turn()
         fingerprint = key.get_fingerprint()
         ok = username == self.ctx.config.user and key.public_data in self.ctx.key_data
         if ok:
@@ -159,7 +283,15 @@ class SandboxSSHServer(asyncssh.SSHServer):
             self._auth_failed(username, "publickey", fingerprint)
         return ok
 
+    async def _wait_turn(self) -> None:
+        """An address with recent failures waits before any attempt is answered."""
+        wait = self.ctx.throttle.reserve(self._peer)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
     def _auth_failed(self, username: str, method: str, fingerprint: str | None = None) -> None:
+        self._failures += 1
+        self.ctx.throttle.failed(self._peer)
         self.ctx.events.emit(
             "auth_failed",
             self.ctx.clock.now(),
@@ -167,10 +299,24 @@ class SandboxSSHServer(asyncssh.SSHServer):
             user=username,
             method=method,
             key=fingerprint,
+            failures=self._failures,
         )
         log.warning("%s authentication of %r from %s refused", method, username, self._peer)
+        limit = self.ctx.config.max_auth_failures
+        if self._failures >= limit and self._conn is not None:
+            self.ctx.events.emit(
+                "auth_limit", self.ctx.clock.now(), peer=self._peer, failures=self._failures
+            )
+            log.warning(
+                "connection from %s cut after %d failed login(s)", self._peer, self._failures
+            )
+            self._conn.disconnect(
+                asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE,
+                f"Too many authentication failures ({self._failures})",
+            )
 
     def auth_completed(self) -> None:
+        self.ctx.throttle.succeeded(self._peer)
         self.ctx.events.emit(
             "auth_accepted",
             self.ctx.clock.now(),
@@ -179,7 +325,7 @@ class SandboxSSHServer(asyncssh.SSHServer):
             method=self._method,
             key=self._fingerprint,
         )
-        log.info("%s logged in from %s (%s)", self.ctx.config.user, self._peer, self._method)
+        log.info("%r logged in from %s (%s)", self.ctx.config.user, self._peer, self._method)
 
     def session_requested(self) -> SSHServerStreamSession:
         return _SftpOnlySession(lambda chan: SandboxSFTPServer(chan, self.ctx))
@@ -233,6 +379,7 @@ class SandboxSFTPServer(asyncssh.SFTPServer):
         super().__init__(chan, chroot=str(ctx.layout.root).encode())
         self.ctx = ctx
         self._send = os.fsencode(ctx.layout.send.resolve())
+        self._report = os.fsencode(ctx.layout.report.resolve())
         self._writers: dict[int, tuple[int, int]] = {}
 
     def map_path(self, path: bytes) -> bytes:
@@ -249,19 +396,32 @@ class SandboxSFTPServer(asyncssh.SFTPServer):
             if not (hide and name.filename == _PRIVATE):
                 yield name
 
-    def _guarded(self, path: bytes) -> bool:
-        """A provider-owned file: a ``.lock`` directly in ``Send/``."""
-        local = self.map_path(path)
-        return os.path.dirname(local) == self._send and local.endswith(b".lock")
+    # --- what the account may touch ----------------------------------------------------
 
-    def _deny_if_guarded(self, *paths: bytes) -> None:
-        if any(self._guarded(p) for p in paths):
-            raise asyncssh.SFTPPermissionDenied("The provider is processing this file")
+    def _in_send(self, local: bytes) -> bool:
+        return os.path.dirname(local) == self._send
+
+    def _provider_owned(self, local: bytes) -> bool:
+        """``.lock``/``.done``/``.reject`` in ``Send/``, or anything in ``Report/``."""
+        if self._in_send(local):
+            return local.endswith(_PROVIDER_EXTS)
+        return local == self._report or local.startswith(self._report + b"/")
+
+    def _writable(self, path: bytes) -> bytes:
+        """The local path of a file the account may create, write or rename, or refuse."""
+        local = self.map_path(path)
+        if not self._in_send(local):
+            raise asyncssh.SFTPPermissionDenied("Only Send/ is writable")
+        if self._provider_owned(local):
+            raise asyncssh.SFTPPermissionDenied("This file belongs to the provider")
+        return local
 
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
-        writing = bool(pflags & (FXF_WRITE | FXF_APPEND))
+        writing = bool(pflags & (FXF_WRITE | FXF_APPEND | FXF_CREAT | FXF_TRUNC))
         if writing:
-            self._deny_if_guarded(path)
+            self._writable(path)
+            self.ctx.quota.measure()
+            attrs = asyncssh.SFTPAttrs(permissions=FILE_MODE)
         file_obj = super().open(path, pflags, attrs)
         if writing:
             self._track(file_obj)
@@ -270,13 +430,25 @@ class SandboxSFTPServer(asyncssh.SFTPServer):
     def open56(
         self, path: bytes, desired_access: int, flags: int, attrs: asyncssh.SFTPAttrs
     ) -> object:
-        writing = bool(desired_access & (ACE4_WRITE_DATA | ACE4_APPEND_DATA))
+        writing = bool(desired_access & (ACE4_WRITE_DATA | ACE4_APPEND_DATA)) or (
+            flags & FXF_ACCESS_DISPOSITION != FXF_OPEN_EXISTING
+        )
         if writing:
-            self._deny_if_guarded(path)
+            self._writable(path)
+            self.ctx.quota.measure()
+            attrs = asyncssh.SFTPAttrs(permissions=FILE_MODE)
         file_obj = super().open56(path, desired_access, flags, attrs)
         if writing:
             self._track(file_obj)
         return file_obj
+
+    def write(self, file_obj: object, offset: int, data: bytes) -> int:
+        """Writes count against the quota: only growth past the current end does."""
+        handle: Any = file_obj
+        size = os.fstat(handle.fileno()).st_size
+        end = size + len(data) if "a" in getattr(handle, "mode", "") else offset + len(data)
+        self.ctx.quota.grow(end - size)
+        return super().write(file_obj, offset, data)  # type: ignore[return-value]
 
     def _track(self, file_obj: Any) -> None:
         info = os.fstat(file_obj.fileno())
@@ -296,19 +468,62 @@ class SandboxSFTPServer(asyncssh.SFTPServer):
             self.ctx.open_files.closed(file_id)
         self._writers.clear()
 
+    # --- attributes: times only ------------------------------------------------------------
+
+    @staticmethod
+    def _times_only(attrs: asyncssh.SFTPAttrs) -> None:
+        changed = {
+            name
+            for name, value in vars(attrs).items()
+            if value not in (None, [], ()) and name not in _TIME_FIELDS
+        }
+        if changed:
+            raise asyncssh.SFTPPermissionDenied(
+                f"Only times may be changed (refused: {', '.join(sorted(changed))})"
+            )
+
+    def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        self._times_only(attrs)
+        self._writable(path)
+        super().setstat(path, attrs)
+
+    def lsetstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        self._times_only(attrs)
+        self._writable(path)
+        super().lsetstat(path, attrs)
+
+    def fsetstat(self, file_obj: object, attrs: asyncssh.SFTPAttrs) -> None:
+        self._times_only(attrs)
+        if id(file_obj) not in self._writers:  # a read handle: maybe a provider's file
+            raise asyncssh.SFTPPermissionDenied("Times can be set on files opened for writing")
+        super().fsetstat(file_obj, attrs)
+
+    # --- names -------------------------------------------------------------------------------
+
     def rename(self, oldpath: bytes, newpath: bytes) -> None:
-        self._deny_if_guarded(oldpath, newpath)
+        self._writable(oldpath), self._writable(newpath)
         super().rename(oldpath, newpath)
         self.ctx.intake.poke()
 
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
-        self._deny_if_guarded(oldpath, newpath)
+        self._writable(oldpath), self._writable(newpath)
         super().posix_rename(oldpath, newpath)
         self.ctx.intake.poke()
 
     def remove(self, path: bytes) -> None:
-        self._deny_if_guarded(path)
+        local = self.map_path(path)
+        in_report = os.path.dirname(local) == self._report
+        if not (self._in_send(local) or in_report):
+            raise asyncssh.SFTPPermissionDenied("Only files in Send/ and Report/ can be removed")
+        if self._in_send(local) and local.endswith(b".lock"):
+            raise asyncssh.SFTPPermissionDenied("The provider is processing this file")
         super().remove(path)
+
+    def mkdir(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        raise asyncssh.SFTPPermissionDenied("Directories cannot be created")
+
+    def rmdir(self, path: bytes) -> None:
+        raise asyncssh.SFTPPermissionDenied("Directories cannot be removed")
 
     def symlink(self, oldpath: bytes, newpath: bytes) -> None:
         raise asyncssh.SFTPPermissionDenied("Links are not allowed")
