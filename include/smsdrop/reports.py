@@ -20,6 +20,7 @@ they must be.
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, NamedTuple
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,18 +42,24 @@ __all__ = [
     "ACK_FIELDS",
     "DATE_FORMATS",
     "HOUR_FORMATS",
+    "MAX_OPEN_LINES",
+    "MAX_RECORD_BYTES",
     "REPLY_COLUMNS",
     "REPLY_DATE_FORMAT",
     "REPLY_FIELDS",
     "REPLY_HOUR_FORMAT",
     "Chunk",
     "Field",
+    "Quarantined",
+    "clean_bytes",
     "format_record",
     "format_reply_date",
     "format_reply_hour",
+    "mask_raw",
     "parse_ack",
     "parse_replies",
     "parse_replies_from",
+    "shown",
     "write_ack_line",
     "write_reply_line",
 ]
@@ -354,7 +362,8 @@ def _diagnose(
             field = fields[found].provider if found < len(fields) else "record"
             message = f"expected {len(fields)} fields {names}, found {found}"
             return where.error(message, rec.line, rec.start, field)
-    return InputError(f"unreadable CSV: {cause}", file=where.source)
+    # pyarrow's own message quotes the row: not repeated here (it may hold a number).
+    return InputError(f"unreadable CSV ({type(cause).__name__})", file=where.source)
 
 
 def _read_strings(buf: bytes, start: int, fields: Sequence[Field], where: _Located) -> pa.Table:
@@ -425,18 +434,34 @@ def _parse(
         return _empty(fields, with_received_at)
     where = _Located(source, first_line, offset, shift)
     table = _read_strings(buf, start, fields, where)
+    columns, refused = _convert(table, fields)
+    for f, converted in refused:
+        assert converted.invalid is not None
+        row = pc.index(converted.invalid, True).as_py()
+        raw = table.column(f.name)[row].as_py()
+        rec = next(itertools.islice(_scan(buf, start), row, None))
+        message = f"expected {converted.expected}, found {shown(raw)}"
+        raise where.error(message, rec.line, rec.start, f.provider)
+    return _frame(columns, with_received_at)
+
+
+def _convert(
+    table: pa.Table, fields: Sequence[Field]
+) -> tuple[dict[str, pa.Array], list[tuple[Field, _Converted]]]:
+    """Typed columns of a text table, and the fields (in order) with refused values."""
     columns: dict[str, pa.Array] = {}
+    refused: list[tuple[Field, _Converted]] = []
     for f in fields:
         converted = _CONVERTERS[f.kind](table.column(f.name).combine_chunks())
         if converted.invalid is not None and pc.any(converted.invalid).as_py():
-            row = pc.index(converted.invalid, True).as_py()
-            raw = table.column(f.name)[row].as_py()
-            rec = next(itertools.islice(_scan(buf, start), row, None))
-            message = f"expected {converted.expected}, found {raw!r}"
-            raise where.error(message, rec.line, rec.start, f.provider)
+            refused.append((f, converted))
         columns[f.name] = converted.values
+    return columns, refused
+
+
+def _frame(columns: dict[str, pa.Array], with_received_at: bool) -> pd.DataFrame:
     if with_received_at:
-        columns["received_at"] = _received_at(columns["date"], columns["hour"])
+        columns = {**columns, "received_at": _received_at(columns["date"], columns["hour"])}
     return pa.table(columns).to_pandas(types_mapper=pd.ArrowDtype)
 
 
@@ -455,20 +480,56 @@ def parse_replies(data: bytes, source: str) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
+class Quarantined:
+    """A report record set aside instead of loaded: where it is and why.
+
+    ``offset`` and ``length`` are the record's bytes in the file (its line end included);
+    ``line`` is its physical line (from 1) when the caller tracks lines, else None;
+    ``field`` the provider's field name (``record`` for the record as a whole); ``reason``
+    says what is wrong with values masked (:func:`shown`); ``raw`` is the record's text with
+    phone numbers masked (:func:`mask_raw`): never log it.
+    """
+
+    offset: int
+    length: int
+    line: int | None
+    field: str
+    reason: str
+    raw: str
+
+    def describe(self, source: str) -> str:
+        """``file:line field F: reason`` (or ``byte N``): safe to log."""
+        where = f"{source}:{self.line}" if self.line is not None else f"{source} byte {self.offset}"
+        return f"{where} field {self.field}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class Chunk:
     """Rows parsed from a growing reply file and where the next read starts.
 
     ``lines`` is the number of line breaks consumed, so a caller that tracks line numbers
-    passes ``first_line + lines`` next time.
+    passes ``first_line + lines`` next time. With ``quarantine=True``, ``quarantined`` holds
+    the records set aside (in file order) and ``cleaned`` the NUL and invalid UTF-8 bytes
+    replaced by ``?``; the records of ``frame`` and of ``quarantined`` together are every
+    record of the bytes consumed.
     """
 
     frame: pd.DataFrame
     next_offset: int
     lines: int = 0
+    quarantined: tuple[Quarantined, ...] = ()
+    cleaned: int = 0
 
 
 def parse_replies_from(
-    data: bytes, source: str, offset: int, *, first_line: int | None = None
+    data: bytes,
+    source: str,
+    offset: int,
+    *,
+    first_line: int | None = None,
+    quarantine: bool = False,
+    require_msisdn: bool = False,
+    final: bool = False,
 ) -> Chunk:
     """Parse the complete records of ``data``, the bytes of a reply file from ``offset`` on.
 
@@ -477,11 +538,21 @@ def parse_replies_from(
     or a multi-byte character — is left for the next call: ``next_offset`` is ``offset``
     plus the bytes consumed. Errors carry ``first_line``-based line numbers when given
     (``1`` is assumed at offset 0), else the byte offset.
+
+    ``quarantine=True`` (what the loader uses: the provider's files are not ours to fix)
+    never raises on the content: records that do not parse are returned in
+    :attr:`Chunk.quarantined` and the offset moves past them, so one bad record never
+    stops the rest (see :func:`_tolerant` for the rules); ``require_msisdn`` also sets
+    aside a record whose MSISDN cannot be normalised (a STOP line nobody could be
+    suppressed with); ``final`` says ``data`` is the whole rest of the file, so an
+    unterminated last record is set aside instead of waited for.
     """
     if offset < 0:
         raise ValueError(f"offset must be >= 0, got {offset}")
     if first_line is None and offset == 0:
         first_line = 1
+    if quarantine:
+        return _tolerant(data, source, offset, first_line, require_msisdn, final)
     consumed = _complete_prefix(data)
     frame = _parse(
         data[:consumed],
@@ -492,6 +563,346 @@ def parse_replies_from(
         offset=offset,
     )
     return Chunk(frame, offset + consumed, _count_lines(data, consumed))
+
+
+# --- tolerant reading: quarantine instead of raising ------------------------------------
+
+#: A record longer than this is set aside (an SMS of 255 UCS-2 segments is ~51 KB of UTF-8).
+MAX_RECORD_BYTES: Final = 64 * 1024
+#: An open quote that has not closed after this many line breaks (or MAX_RECORD_BYTES) is
+#: a stray quote, not a message the provider is still writing: its first line is set aside.
+MAX_OPEN_LINES: Final = 100
+#: Characters of a record kept in :attr:`Quarantined.raw`.
+MAX_RAW_CHARS: Final = 1000
+#: What replaces each NUL or invalid UTF-8 byte (one byte for one: offsets do not move).
+CLEAN_BYTE: Final = "?"
+#: Values shown as they are in messages: short, date/time-like, not a phone number.
+_SAFE_VALUE: Final = re.compile(r"[0-9 :/.+\-]{0,12}")
+#: Digit runs that may be a phone number (separators allowed inside).
+_NUMBER_RUN: Final = re.compile(r"\+?[0-9](?:[ .\-]?[0-9]){5,}")
+_DATE_OR_HOUR: Final = re.compile(r"[0-9]{8}|[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9:]{4,8}|[0-9/]{10}")
+
+
+def _clean_handler(error: UnicodeError) -> tuple[str, int]:
+    assert isinstance(error, UnicodeDecodeError)
+    return CLEAN_BYTE * (error.end - error.start), error.end
+
+
+codecs.register_error("smsdrop-clean", _clean_handler)
+
+
+def clean_bytes(data: bytes) -> tuple[bytes, int]:
+    """``data`` with each NUL and each byte of an invalid UTF-8 sequence replaced by ``?``
+    (PostgreSQL refuses both in text, DuckDB the latter), and how many were replaced.
+
+    One byte for one, so offsets and line structure stay as they are (none of these bytes
+    is ``;``, ``"``, CR or LF).
+    """
+    if b"\0" not in data:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return data, 0
+    cleaned = data.decode("utf-8", errors="smsdrop-clean").replace("\0", CLEAN_BYTE).encode()
+    assert len(cleaned) == len(data)
+    before, after = np.frombuffer(data, np.uint8), np.frombuffer(cleaned, np.uint8)
+    return cleaned, int(np.count_nonzero(before != after))
+
+
+def shown(value: object) -> str:
+    """A field value for an error message: as it is when short and date/time-like, else
+    only its length (it may be a phone number or a message)."""
+    text = "" if value is None else str(value)
+    if _SAFE_VALUE.fullmatch(text) and sum(c.isdigit() for c in text) <= 8:
+        return repr(text)
+    plural = "" if len(text) == 1 else "s"
+    return f"a value of {len(text)} character{plural} (not shown)"
+
+
+def _mask_run(match: re.Match[str]) -> str:
+    run = match.group()
+    if _DATE_OR_HOUR.fullmatch(run):
+        return run
+    digits = sum(c.isdigit() for c in run)
+    seen, out = 0, []
+    for c in run:
+        if c.isdigit():
+            seen += 1
+            out.append(c if seen > digits - 2 else "*")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def mask_raw(raw: bytes) -> str:
+    """A record's text for the quarantine: every run of 6 or more digits (a phone number,
+    written any way) keeps its last two digits only, except a lone DATE or HOUR value;
+    cut at :data:`MAX_RAW_CHARS`. ``raw`` must be clean (:func:`clean_bytes`)."""
+    text = raw.decode("utf-8", errors="replace")
+    if len(text) > MAX_RAW_CHARS:
+        text = text[:MAX_RAW_CHARS] + f"… ({len(raw)} bytes)"
+    return _NUMBER_RUN.sub(_mask_run, text)
+
+
+def _eol(buf: bytes, pos: int) -> int:
+    """Position after the line end at ``pos`` (CRLF, LF, CR), or ``pos`` when none."""
+    if buf.startswith(b"\r\n", pos):
+        return pos + 2
+    return pos + 1 if buf[pos : pos + 1] in (b"\n", b"\r") else pos
+
+
+def _first_line_end(buf: bytes, pos: int) -> int:
+    """Position after the first line end at or after ``pos`` (the end of ``buf`` if none)."""
+    cr, lf = buf.find(b"\r", pos), buf.find(b"\n", pos)
+    ends = [i for i in (cr, lf) if i >= 0]
+    return _eol(buf, min(ends)) if ends else len(buf)
+
+
+def _stuck(tail: bytes) -> bool:
+    """An incomplete tail that can no longer be a record being written (see MAX_OPEN_LINES)."""
+    breaks = _count_lines(tail)
+    return breaks > 0 and (breaks > MAX_OPEN_LINES or len(tail) > MAX_RECORD_BYTES)
+
+
+class _Tolerant:
+    """One tolerant read: records typed in bulk, the bad ones set aside (error path only)."""
+
+    def __init__(
+        self, source: str, offset: int, first_line: int | None, require_msisdn: bool
+    ) -> None:
+        self.source, self.offset, self.first_line = source, offset, first_line
+        self.require_msisdn = require_msisdn
+        self.tables: list[pa.Table] = []  # typed columns, in file order
+        self.quarantined: list[Quarantined] = []
+
+    # where things are
+    def _line(self, buf: bytes, pos: int) -> int | None:
+        return None if self.first_line is None else self.first_line + _count_lines(buf, pos)
+
+    def set_aside(self, buf: bytes, start: int, end: int, field: str, reason: str) -> None:
+        body = buf[start:end].rstrip(b"\r\n") if end > start else b""
+        self.quarantined.append(
+            Quarantined(
+                self.offset + start,
+                end - start,
+                self._line(buf, start),
+                field,
+                reason,
+                mask_raw(body),
+            )
+        )
+
+    def region(self, buf: bytes, start: int, stop: int) -> None:
+        """Every record of ``buf[start:stop]`` (whole records) loaded or set aside."""
+        if _BLANK.match(buf[:stop], start):
+            return
+        at_file_start = self.offset + start == 0
+        view = buf[:stop]
+        skip = len(BOM) if at_file_start and view.startswith(BOM, start) else 0
+        try:  # the fast path: the whole region is good (pyarrow, vectorised checks)
+            table = self._fast(view, start, skip)
+        except Exception:  # noqa: BLE001 - anything wrong: the record-by-record path says what
+            table = None
+        if table is not None:
+            self.tables.append(table)
+            return
+        self._salvage(view, start + skip)
+
+    def _fast(self, view: bytes, start: int, skip: int) -> pa.Table | None:
+        piece = view[start:]
+        buf = piece if skip or not piece.startswith(BOM) else b"\n" + piece  # mid-file BOM
+        where = _Located(self.source, None, self.offset + start, 0)
+        table = _read_strings(buf, skip, REPLY_FIELDS, where)
+        if table.num_rows and self._too_long(table):
+            return None
+        columns, refused = _convert(table, REPLY_FIELDS)
+        if refused or (self.require_msisdn and not pc.all(self._numbers_ok(table)).as_py()):
+            return None
+        return pa.table(columns)
+
+    @staticmethod
+    def _too_long(table: pa.Table) -> bool:
+        total = pc.add(pc.binary_length(table.column(0)), len(REPLY_FIELDS) - 1)
+        for column in table.columns[1:]:
+            total = pc.add(total, pc.binary_length(column))
+        return bool(pc.max(total).as_py() > MAX_RECORD_BYTES)
+
+    @staticmethod
+    def _numbers_ok(table: pa.Table) -> pa.Array:
+        from smsdrop.msisdn import classify
+
+        raw = pc.utf8_trim_whitespace(table.column("msisdn").combine_chunks())
+        e164 = classify(pd.Series(pd.array(raw, dtype="string[pyarrow]")))["e164"]
+        return pa.array(e164.notna().to_numpy())
+
+    def _structure(self, rec: _Record) -> tuple[str, str] | None:
+        """(field, reason) when the record cannot be a reply line at all."""
+        if rec.broken:
+            return _field_name(REPLY_FIELDS, rec, len(rec.body)), "unterminated quoted field"
+        if len(rec.body) > MAX_RECORD_BYTES:
+            return "record", f"record of {len(rec.body)} bytes, longer than {MAX_RECORD_BYTES}"
+        if (found := rec.count()) != len(REPLY_FIELDS):
+            names = ";".join(f.provider for f in REPLY_FIELDS)
+            field = REPLY_FIELDS[found].provider if found < len(REPLY_FIELDS) else "record"
+            return field, f"expected {len(REPLY_FIELDS)} fields {names}, found {found}"
+        return None
+
+    def _salvage(self, buf: bytes, pos: int) -> None:
+        """Record by record: structure in Python, values in bulk. A bad record spanning
+        several lines (an opening quote that swallowed what follows) is set aside by its
+        first line only, and the lines after it are read again: a stray quote costs one
+        line, never the records it would have swallowed."""
+        while True:
+            events: list[tuple[_Record, tuple[str, str] | None]] = []
+            for rec in _scan(buf, pos):
+                problem = self._structure(rec)
+                events.append((rec, problem))
+                if problem is not None and _multiline(rec):
+                    break
+            good = [i for i, (_, problem) in enumerate(events) if problem is None]
+            table, problems = self._type([events[i][0].body for i in good])
+            for i, problem in problems.items():
+                events[good[i]] = (events[good[i]][0], problem)
+            cut = next(
+                (k for k, (rec, p) in enumerate(events) if p is not None and _multiline(rec)),
+                len(events),
+            )
+            keep = [j for j, i in enumerate(good) if i < cut and j not in problems]
+            if keep:
+                self.tables.append(table.take(pa.array(keep, pa.int64())))
+            for rec, problem in events[:cut]:
+                if problem is not None:
+                    end = _eol(buf, rec.start + len(rec.body))
+                    self.set_aside(buf, rec.start, end, *problem)
+            if cut == len(events):
+                return
+            rec, (field, reason) = events[cut]
+            pos = _first_line_end(buf, rec.start)
+            lines = _count_lines(rec.body) + 1
+            self.set_aside(
+                buf,
+                rec.start,
+                pos,
+                field,
+                f"{reason} (a record over {lines} lines: its first line is set aside,"
+                " the lines after it are read again)",
+            )
+
+    def _type(self, bodies: list[bytes]) -> tuple[pa.Table, dict[int, tuple[str, str]]]:
+        """Typed columns of structurally good records, and (field, reason) of those whose
+        values are refused, by index."""
+        if not bodies:
+            return pa.table({f.name: pa.array([], _TYPES[f.kind]) for f in REPLY_FIELDS}), {}
+        # A leading blank line keeps a BOM at the start of the first record as data.
+        joined = b"\n" + b"\n".join(bodies) + b"\n"
+        where = _Located(self.source, None, self.offset, 0)
+        try:
+            table = _read_strings(joined, 0, REPLY_FIELDS, where)
+            if table.num_rows != len(bodies):  # not expected: each body is one record
+                raise ValueError(f"{len(bodies)} records re-read as {table.num_rows}")
+            columns, refused = _convert(table, REPLY_FIELDS)
+        except Exception:  # noqa: BLE001 - never raise on content: one record at a time
+            if len(bodies) == 1:
+                return self._type([])[0], {0: ("record", "unreadable record")}
+            return self._one_by_one(bodies)
+        problems: dict[int, tuple[str, str]] = {}
+        checks: list[tuple[Field, pa.Array, Callable[[object], str]]] = []
+        if self.require_msisdn:
+            checks.append(
+                (
+                    REPLY_FIELDS[0],
+                    pc.invert(self._numbers_ok(table)),
+                    lambda raw: "not a phone number that can be normalised, found " + shown(raw),
+                )
+            )
+        for f, converted in refused:
+            expected = converted.expected
+            checks.append(
+                (f, converted.invalid, lambda raw, e=expected: f"expected {e}, found {shown(raw)}")
+            )
+        order = {f.name: i for i, f in enumerate(REPLY_FIELDS)}
+        for f, invalid, describe in sorted(checks, key=lambda c: order[c[0].name]):
+            for row in np.flatnonzero(np.asarray(invalid.to_numpy(zero_copy_only=False))):
+                if int(row) not in problems:
+                    raw = table.column(f.name)[int(row)].as_py()
+                    problems[int(row)] = (f.provider, describe(raw))
+        return pa.table(columns), problems
+
+    def _one_by_one(self, bodies: list[bytes]) -> tuple[pa.Table, dict[int, tuple[str, str]]]:
+        tables, problems = [], {}
+        for i, body in enumerate(bodies):
+            table, found = self._type([body])
+            if found:
+                problems[i] = found[0]
+                table = pa.table(
+                    {f.name: pa.nulls(1, _TYPES[f.kind]) for f in REPLY_FIELDS}
+                )  # a placeholder row: its index is in problems, never taken
+            tables.append(table)
+        return pa.concat_tables(tables), problems
+
+    def frame(self) -> pd.DataFrame:
+        if not self.tables:
+            return _empty(REPLY_FIELDS, True)
+        table = pa.concat_tables(self.tables)
+        columns = {name: table.column(name).combine_chunks() for name in table.column_names}
+        return _frame(columns, True)
+
+
+def _multiline(rec: _Record) -> bool:
+    return b"\n" in rec.body or b"\r" in rec.body
+
+
+def _tolerant(
+    data: bytes,
+    source: str,
+    offset: int,
+    first_line: int | None,
+    require_msisdn: bool,
+    final: bool,
+) -> Chunk:
+    """:func:`parse_replies_from` with ``quarantine=True``.
+
+    The rules: NUL and invalid UTF-8 bytes are replaced by ``?`` first (:func:`clean_bytes`:
+    a warehouse refuses them; a STOP with a stray byte is still a STOP); a record that
+    does not tokenise (an unterminated quote), has the wrong number of fields, is longer
+    than :data:`MAX_RECORD_BYTES` or has a refused value (DATE, HOUR; MSISDN with
+    ``require_msisdn``) is set aside; a bad record spanning several lines is set aside by
+    its first line and the rest read again; an incomplete tail that has run over
+    :data:`MAX_OPEN_LINES` line breaks or :data:`MAX_RECORD_BYTES` is a stray quote: its
+    first line is set aside and the reading goes on after it. Good files take the
+    vectorised path only.
+    """
+    clean, _ = clean_bytes(data)
+    reader = _Tolerant(source, offset, first_line, require_msisdn)
+    pos = 0
+    while True:
+        end = len(clean) if final else pos + _complete_prefix(clean[pos:])
+        reader.region(clean, pos, end)
+        if final or not _stuck(clean[end:]):
+            break
+        pos = _first_line_end(clean, end)
+        first = _Record(0, end, clean[end:pos].rstrip(b"\r\n"))
+        reader.set_aside(
+            clean,
+            end,
+            pos,
+            _field_name(REPLY_FIELDS, first, len(first.body)),
+            f"unterminated quoted field (still open after {MAX_OPEN_LINES} lines or"
+            f" {MAX_RECORD_BYTES} bytes: its first line is set aside)",
+        )
+    cleaned = (
+        int(
+            np.count_nonzero(
+                np.frombuffer(data[:end], np.uint8) != np.frombuffer(clean[:end], np.uint8)
+            )
+        )
+        if clean is not data
+        else 0
+    )
+    quarantined = tuple(sorted(reader.quarantined, key=lambda q: q.offset))
+    return Chunk(reader.frame(), offset + end, _count_lines(clean, end), quarantined, cleaned)
 
 
 # --- writing (for the sandbox that plays the provider) ---------------------------------

@@ -103,6 +103,8 @@ def test_replies_and_optouts_loaded_incrementally_and_idempotently(
         "files_read": 2,
         "bytes": counts["bytes"],
         "rows": 3,  # the STOP line, and both replies in SMSMO
+        "quarantined": 0,
+        "cleaned": 0,
         "replies": 2,
         "optouts": 1,  # the STOP (its SMSMO copy finds it there already)
     }

@@ -140,10 +140,20 @@ GARBAGE_ACK = [
     # (data, line, field, fragment)
     (b"a;b;c;d;2;sent\n", 1, "ACKOPERATOR", "expected 7 fields"),
     (b"a;b;c;d;2;sent;op\na;b;c;d;2;sent;op;extra\n", 2, "record", "found 8"),
-    (b"a;b;c;d;2;sent;op\n\na;b;c;d;two;sent;op\n", 3, "IDSTATUS", "an integer, found 'two'"),
+    (
+        b"a;b;c;d;2;sent;op\n\na;b;c;d;two;sent;op\n",
+        3,
+        "IDSTATUS",
+        "an integer, found a value of 3 characters (not shown)",
+    ),
     (b"a;b;c;d;;sent;op\n", 1, "IDSTATUS", "found ''"),
     (b"a;b;c;d;2.0;sent;op\n", 1, "IDSTATUS", "found '2.0'"),
-    (b'a;b;c;"multi\nline\nmsg";2;sent;op\na;b;c;d;x;sent;op\n', 4, "IDSTATUS", "found 'x'"),
+    (
+        b'a;b;c;"multi\nline\nmsg";2;sent;op\na;b;c;d;x;sent;op\n',
+        4,
+        "IDSTATUS",
+        "found a value of 1 character (not shown)",
+    ),
     (b'a;b;c;"multi\r\nline";2;sent;op\r\na;b;c\r\n', 3, "MSG", "found 3"),
     (
         b'\xef\xbb\xbfa;b;c;d;2;sent;op\r\na;b;c;"unterminated;2;sent;op\r\n',

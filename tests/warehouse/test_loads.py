@@ -303,3 +303,42 @@ def test_big_ack_loads_in_bulk(warehouse) -> None:
     stats = warehouse.campaign_stats("promo")
     assert stats["acked"] == n and stats["delivered"] == n // 4
     assert np.isclose(stats["delivery_rate"], 0.25)
+
+
+def test_quarantined_records_are_kept_once(warehouse) -> None:
+    from smsdrop.reports import parse_replies_from
+
+    data = reply_bytes() + b"+33612345603;2026-13-01;1030;STOP;C3\r\nx;y\r\n"
+    chunk = parse_replies_from(data, STOP, 0, quarantine=True, require_msisdn=True)
+    assert len(chunk.frame) == 4 and len(chunk.quarantined) == 2
+    assert chunk.next_offset == len(data)
+    with warehouse.transaction():
+        assert warehouse.quarantine_records(STOP, chunk.quarantined) == 2
+    assert warehouse.quarantine_records(STOP, chunk.quarantined) == 0  # same bytes: nothing
+    rows = warehouse.query_frame(
+        "SELECT file, byte_offset, byte_length, field, reason, raw_masked"
+        " FROM sms_report_quarantine ORDER BY byte_offset"
+    ).to_dict("records")
+    assert [(r["file"], r["field"]) for r in rows] == [(STOP, "DATE"), (STOP, "HOUR")]
+    assert rows[0]["byte_offset"] == len(reply_bytes())
+    assert rows[0]["byte_length"] == len(b"+33612345603;2026-13-01;1030;STOP;C3\r\n")
+    assert rows[0]["raw_masked"] == "+*********03;2026-13-01;1030;STOP;C3"  # number masked
+    assert "found '2026-13-01'" in rows[0]["reason"]
+    assert warehouse.quarantine_records(STOP, ()) == 0
+
+
+def test_last_optout_load(warehouse) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    assert warehouse.last_optout_load() is None
+    t0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    counts = {"files": 2, "files_read": 1, "bytes": 10, "rows": 3, "quarantined": 1}
+    warehouse.record_optout_load(t0, t0 + timedelta(seconds=2), counts)
+    warehouse.record_optout_load(t0 - timedelta(hours=1), t0 - timedelta(hours=1), {})
+    last = warehouse.last_optout_load()
+    assert last == t0 + timedelta(seconds=2) and last.utcoffset() == timedelta(0)
+    row = warehouse.query_frame(
+        "SELECT files, files_read, bytes, records, quarantined, replies, optouts"
+        " FROM sms_optout_loads ORDER BY finished_at DESC LIMIT 1"
+    ).iloc[0]
+    assert row.tolist() == [2, 1, 10, 3, 1, 0, 0]

@@ -19,6 +19,8 @@ TABLES = {
     "sms_deliveries",
     "sms_replies",
     "sms_report_offsets",
+    "sms_report_quarantine",
+    "sms_optout_loads",
 }
 VIEWS = {
     "sms_delivery_outcomes",
@@ -39,19 +41,19 @@ def _relations(wh) -> set[str]:
 def test_dialects_share_the_ddl_where_they_agree() -> None:
     duck = [m.name for m in migrations("duckdb")]
     pg = [m.name for m in migrations("postgres")]
-    shared = ["004_network.sql"]
+    shared = ["004_network.sql", "005_report_quarantine.sql"]
     assert duck == ["001_tables.sql", "002_views.sql", "003_indexes.duckdb.sql", *shared]
     assert pg == ["001_tables.sql", "002_views.sql", "003_indexes.postgres.sql", *shared]
 
 
 def test_migrate_creates_everything_once(open_warehouse) -> None:
     with open_warehouse() as wh:
-        assert wh.migrate() == [1, 2, 3, 4]
+        assert wh.migrate() == [1, 2, 3, 4, 5]
         assert _relations(wh) == TABLES | VIEWS
         statuses = wh.query_frame("SELECT count(*) AS n FROM sms_ack_statuses")["n"][0]
     with open_warehouse() as wh:  # a second process, later
         assert wh.migrate() == []
-        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3, 4]
+        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3, 4, 5]
         assert _relations(wh) == TABLES | VIEWS
         assert wh.query_frame("SELECT count(*) AS n FROM sms_ack_statuses")["n"][0] == statuses
 
@@ -60,9 +62,9 @@ def test_new_migration_applies_alone_and_edited_one_is_refused(open_warehouse, t
     sql_dir = tmp_path / "sql"
     shutil.copytree(SQL_DIR, sql_dir)
     with open_warehouse(sql_dir=sql_dir) as wh:
-        assert wh.migrate() == [1, 2, 3, 4]
-        (sql_dir / "005_extra.sql").write_text("CREATE TABLE sms_extra (x INTEGER);\n")
-        assert wh.migrate() == [5]
+        assert wh.migrate() == [1, 2, 3, 4, 5]
+        (sql_dir / "099_extra.sql").write_text("CREATE TABLE sms_extra (x INTEGER);\n")
+        assert wh.migrate() == [99]
         assert wh.migrate() == []
         (sql_dir / "001_tables.sql").write_text("-- edited\n")
         with pytest.raises(MigrationError, match="001_tables.sql changed"):
@@ -72,13 +74,13 @@ def test_new_migration_applies_alone_and_edited_one_is_refused(open_warehouse, t
 def test_a_failing_migration_leaves_no_trace(open_warehouse, tmp_path) -> None:
     sql_dir = tmp_path / "sql"
     shutil.copytree(SQL_DIR, sql_dir)
-    (sql_dir / "005_broken.sql").write_text(
+    (sql_dir / "099_broken.sql").write_text(
         "CREATE TABLE sms_half (x INTEGER);\nTHIS IS NOT SQL;\n"
     )
     with open_warehouse(sql_dir=sql_dir) as wh:
         with pytest.raises(Exception):  # noqa: B017 - each driver has its own error class
             wh.migrate()
-        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3, 4]
+        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3, 4, 5]
         assert "sms_half" not in _relations(wh)
 
 
@@ -87,7 +89,8 @@ def test_network_migration_upgrades_a_warehouse_with_data(open_warehouse, tmp_pa
     by-operator view groups by network (NULL for the lines loaded before it)."""
     sql_dir = tmp_path / "sql"
     shutil.copytree(SQL_DIR, sql_dir)
-    (sql_dir / "004_network.sql").unlink()
+    for later in sql_dir.glob("00[4-9]_*.sql"):  # the warehouse as it was at 003
+        later.unlink()
     with open_warehouse(sql_dir=sql_dir) as wh:
         assert wh.migrate() == [1, 2, 3]
         with wh.transaction():

@@ -1,78 +1,178 @@
-"""What the ``sms_reports`` DAG does: load the growing STOP and SMSMO reports incrementally.
+"""Load the provider's growing STOP and SMSMO reports: the ``sms_reports`` DAG's task, and
+the opt-out refresh a campaign runs before it uploads.
 
-Each ``STOP-*.csv`` and ``SMSMO-*.csv`` in ``Report/`` is read from the byte offset saved
-in the warehouse (``sms_report_offsets``); its complete records are parsed (a last line the
-provider is still writing is left for the next run) and loaded — a STOP report into the
-suppression list (source ``stop_report``), an SMSMO report into ``sms_replies`` (a reply
-whose first word is an opt-out keyword is an opt-out too, source ``mo_reply``) — and the new
-offset is saved **in the same transaction**: a run that fails half-way loads nothing twice
-and loses nothing. Loads are idempotent besides, so a re-read changes no row.
+:func:`refresh_optouts` is the one code path. With one SFTP session it lists ``Report/``
+and takes each ``STOP-*.csv`` then each ``SMSMO-*.csv`` (STOP first: they are what the
+suppression list is made of) **on its own**: a file that fails is logged and the others go
+on; the refresh raises :class:`RefreshFailed` at the end, naming the failed files. Each
+file is read from the byte offset saved in the warehouse (``sms_report_offsets``); its
+complete records are parsed (a last line the provider is still writing waits for the next
+run); records that cannot be loaded are kept aside in ``sms_report_quarantine``
+(:func:`smsdrop.reports.parse_replies_from` with ``quarantine=True``); a STOP report goes
+into the suppression list (source ``stop_report``), an SMSMO report into ``sms_replies`` (a
+reply whose first word is an opt-out keyword is an opt-out too, source ``mo_reply``); rows,
+quarantined records and the new offset are saved **in one transaction** per file. A refresh
+in which every file went through is recorded in ``sms_optout_loads``
+(:meth:`~smsdrop.warehouse.Warehouse.last_optout_load`).
 
-Logs name files, offsets and counts; never a phone number or a message text.
+Logs name files, offsets, counts and reasons; never a phone number or a message text.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
 
 from smsdrop.naming import FileKind
 
+if TYPE_CHECKING:
+    from smsdrop.airflow.hooks import MTargetHook
+    from smsdrop.warehouse import Warehouse
+
 log = logging.getLogger(__name__)
 
-#: The report kinds this task reads (ACKs are the campaign DAG's).
-KINDS = (FileKind.STOP, FileKind.SMSMO)
+#: The report kinds read, in this order (ACKs are the campaign DAG's).
+KINDS: Final = (FileKind.STOP, FileKind.SMSMO)
+#: Digit runs in an error text that could be (part of) a phone number.
+_DIGITS: Final = re.compile(r"\+?[0-9][0-9 .\-]{4,}[0-9]")
+
+
+@dataclass
+class RefreshResult:
+    """What one refresh did (counts only: safe for XCom and logs).
+
+    ``files``: STOP/SMSMO reports listed; ``files_read``: with new complete records;
+    ``bytes``: bytes consumed (offsets moved by); ``rows``: records loaded; ``quarantined``:
+    records set aside; ``cleaned``: NUL and invalid UTF-8 bytes replaced; ``replies``: rows
+    new in ``sms_replies``; ``optouts``: opt-outs added or moved earlier. ``finished_at``
+    (UTC) is set when every file went through.
+    """
+
+    files: int = 0
+    files_read: int = 0
+    bytes: int = 0
+    rows: int = 0
+    quarantined: int = 0
+    cleaned: int = 0
+    replies: int = 0
+    optouts: int = 0
+    finished_at: datetime | None = field(default=None, compare=False)
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts (``finished_at`` left out), e.g. for XCom."""
+        counts = asdict(self)
+        counts.pop("finished_at")
+        return counts
+
+
+class RefreshFailed(RuntimeError):
+    """Some reports could not be read or loaded; the others were. ``failed`` maps each
+    file to its (masked) error, ``result`` holds what was loaded."""
+
+    def __init__(self, failed: dict[str, str], result: RefreshResult) -> None:
+        self.failed, self.result = failed, result
+        listed = "; ".join(f"{name}: {error}" for name, error in failed.items())
+        super().__init__(f"{len(failed)} of {result.files} report file(s) failed: {listed}")
+
+
+def _masked_error(error: BaseException) -> str:
+    """``Type: message`` with digit runs masked (a database error can quote a row)."""
+    text = _DIGITS.sub(lambda m: "*" * (len(m.group()) - 2) + m.group()[-2:], str(error))
+    return f"{type(error).__name__}: {text}"[:500]
+
+
+def _order(names: list[str]) -> list[str]:
+    """STOP reports first, then SMSMO; by name within a kind."""
+    from smsdrop.naming import parse_name
+
+    kinds = [(name, parse_name(name).kind) for name in names]
+    return [n for kind in KINDS for n, k in sorted(kinds) if k is kind]
+
+
+def refresh_optouts(hook: MTargetHook, warehouse: Warehouse) -> RefreshResult:
+    """Load what is new in every STOP and SMSMO report, with one SFTP session.
+
+    ``warehouse`` must be migrated. Each file is loaded in a transaction of its own (rows,
+    quarantined records, offset). Raises :class:`RefreshFailed` when a file failed (the
+    others are loaded); otherwise records the refresh (``sms_optout_loads``) and returns its
+    counts. Listing ``Report/`` failing (the provider unreachable) raises that error.
+    """
+    started = datetime.now(UTC)
+    result = RefreshResult()
+    failed: dict[str, str] = {}
+    with hook.get_managed_conn():
+        names = _order(hook.list_reports())
+        result.files = len(names)
+        for name in names:
+            try:
+                _load_file(hook, warehouse, name, result)
+            except Exception as error:  # noqa: BLE001 - one file must not stop the others
+                failed[name] = _masked_error(error)
+                log.error("%s: not loaded, retried next run: %s", name, failed[name])
+    if failed:
+        raise RefreshFailed(failed, result)
+    result.finished_at = datetime.now(UTC)
+    warehouse.record_optout_load(started, result.finished_at, result.as_dict())
+    log.info("reply reports loaded: %s", result.as_dict())
+    return result
+
+
+def _load_file(hook: MTargetHook, warehouse: Warehouse, name: str, result: RefreshResult) -> None:
+    from smsdrop.naming import parse_name
+    from smsdrop.reports import parse_replies_from
+
+    is_stop = parse_name(name).kind is FileKind.STOP
+    offset = warehouse.get_offset(name)
+    data = hook.read_from(hook.report_path(name), offset)
+    chunk = parse_replies_from(data, name, offset, quarantine=True, require_msisdn=is_stop)
+    if chunk.next_offset == offset:
+        log.info("%s: nothing new from byte %d (%d bytes pending)", name, offset, len(data))
+        return
+    with warehouse.transaction():
+        if is_stop:
+            loaded = warehouse.upsert_optouts(chunk.frame, "stop_report", name)
+            replies = 0
+        else:
+            loaded = warehouse.load_replies(chunk.frame, name)
+            replies = loaded.new
+        warehouse.quarantine_records(name, chunk.quarantined)
+        warehouse.set_offset(name, chunk.next_offset)
+    result.files_read += 1
+    result.bytes += chunk.next_offset - offset
+    result.rows += loaded.rows
+    result.quarantined += len(chunk.quarantined)
+    result.cleaned += chunk.cleaned
+    result.replies += replies
+    result.optouts += loaded.optouts
+    log.info(
+        "%s: bytes %d..%d, %d records loaded, %d set aside, %d new replies, %d opt-outs added",
+        name,
+        offset,
+        chunk.next_offset,
+        loaded.rows,
+        len(chunk.quarantined),
+        replies,
+        loaded.optouts,
+    )
+    for q in chunk.quarantined:  # reasons are masked by the parser; the raw text is not logged
+        log.warning("%s: record at byte %d set aside (%s): %s", name, q.offset, q.field, q.reason)
+    if chunk.cleaned:
+        log.warning("%s: %d NUL or invalid UTF-8 byte(s) replaced by '?'", name, chunk.cleaned)
 
 
 def load_reply_reports(
     mtarget_conn_id: str = "mtarget_default",
     warehouse_conn_id: str = "smsdrop_warehouse",
 ) -> dict[str, int]:
-    """Load what is new in every STOP and SMSMO report; returns counts only (for XCom):
-    ``files`` (reports listed), ``files_read`` (with new complete records), ``bytes``,
-    ``rows`` (records parsed), ``replies`` (new in ``sms_replies``), ``optouts`` (opt-outs
-    added or moved earlier)."""
+    """The ``sms_reports`` task: migrate the warehouse, :func:`refresh_optouts`, return the
+    counts (:meth:`RefreshResult.as_dict`) for XCom."""
     from smsdrop.airflow.hooks import MTargetHook
     from smsdrop.airflow.warehouse import warehouse_from_connection
-    from smsdrop.naming import parse_name
-    from smsdrop.reports import parse_replies_from
 
     hook = MTargetHook(mtarget_conn_id)
-    names = [n for n in hook.list_reports() if parse_name(n).kind in KINDS]
-    counts = dict.fromkeys(("files", "files_read", "bytes", "rows", "replies", "optouts"), 0)
-    counts["files"] = len(names)
     with warehouse_from_connection(warehouse_conn_id) as warehouse:
         warehouse.migrate()
-        for name in names:
-            offset = warehouse.get_offset(name)
-            data = hook.read_from(hook.report_path(name), offset)
-            chunk = parse_replies_from(data, name, offset)
-            if chunk.next_offset == offset:
-                log.info("%s: nothing new from byte %d (%d bytes pending)", name, offset, len(data))
-                continue
-            with warehouse.transaction():
-                if parse_name(name).kind is FileKind.STOP:
-                    result = warehouse.upsert_optouts(chunk.frame, "stop_report", name)
-                    replies = 0
-                else:
-                    result = warehouse.load_replies(chunk.frame, name)
-                    replies = result.new
-                warehouse.set_offset(name, chunk.next_offset)
-            _add(counts, files_read=1, bytes=chunk.next_offset - offset, rows=result.rows)
-            _add(counts, replies=replies, optouts=result.optouts)
-            log.info(
-                "%s: bytes %d..%d, %d records, %d new replies, %d opt-outs added",
-                name,
-                offset,
-                chunk.next_offset,
-                result.rows,
-                replies,
-                result.optouts,
-            )
-    log.info("reply reports loaded: %s", counts)
-    return counts
-
-
-def _add(counts: dict[str, int], **more: Any) -> None:
-    for key, value in more.items():
-        counts[key] += int(value)
+        return refresh_optouts(hook, warehouse).as_dict()

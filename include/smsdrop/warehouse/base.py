@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path, PurePath
-from typing import Any, ClassVar, Final, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple, Self
 
 import pandas as pd
 import pyarrow as pa
@@ -25,6 +25,9 @@ from smsdrop.naming import FileKind, parse_name
 from smsdrop.warehouse import frames
 from smsdrop.warehouse.migrations import SCHEMA_MIGRATIONS_DDL, SQL_DIR, migrations, pending
 from smsdrop.warehouse.optout import OPTOUT_KEYWORDS
+
+if TYPE_CHECKING:
+    from smsdrop.reports import Quarantined
 
 __all__ = ["FILE_STATES", "LoadResult", "Warehouse", "rebatch", "source_query"]
 
@@ -457,6 +460,61 @@ class Warehouse(ABC):
                 " updated_at = now()",
                 (_basename(report_name), offset),
             )
+
+    def quarantine_records(self, file: str | PurePath, records: Sequence[Quarantined]) -> int:
+        """Keep report records that could not be loaded (:class:`smsdrop.reports.Quarantined`:
+        byte offset, length, field, reason, masked raw text) in ``sms_report_quarantine``;
+        call it in the transaction that moves the file's offset past them. Keyed by (file,
+        byte offset): the same bytes read again add nothing. Returns the rows new."""
+        name = _basename(file)
+        data = pa.table(
+            {
+                "file": pa.array([name] * len(records), pa.string()),
+                "byte_offset": pa.array([r.offset for r in records], pa.int64()),
+                "byte_length": pa.array([r.length for r in records], pa.int64()),
+                "field": pa.array([r.field for r in records], pa.string()),
+                "reason": pa.array([r.reason for r in records], pa.string()),
+                "raw_masked": pa.array([r.raw for r in records], pa.string()),
+            }
+        )
+        with self.transaction():
+            return self._insert_select(
+                "sms_report_quarantine", data, "ON CONFLICT (file, byte_offset) DO NOTHING"
+            )
+
+    def record_optout_load(
+        self, started_at: datetime, finished_at: datetime, counts: Mapping[str, int]
+    ) -> None:
+        """Note an opt-out refresh that read every STOP and SMSMO report without a failure
+        (``counts``: files, files_read, bytes, rows, quarantined, replies, optouts)."""
+        with self.transaction():
+            self._execute(
+                "INSERT INTO sms_optout_loads (started_at, finished_at, files, files_read,"
+                " bytes, records, quarantined, replies, optouts)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    started_at,
+                    finished_at,
+                    *(
+                        int(counts.get(k, 0))
+                        for k in (
+                            "files",
+                            "files_read",
+                            "bytes",
+                            "rows",
+                            "quarantined",
+                            "replies",
+                            "optouts",
+                        )
+                    ),
+                ),
+            )
+
+    def last_optout_load(self) -> datetime | None:
+        """When the last opt-out refresh that read every report without a failure finished
+        (aware, UTC), or None when none ever did: how fresh the suppression list is."""
+        _, rows = self._query("SELECT max(finished_at) FROM sms_optout_loads")
+        return rows[0][0] if rows and rows[0][0] is not None else None
 
     # --- stats ---------------------------------------------------------------------------
 
