@@ -11,14 +11,84 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 from smsdrop.argtypes import aware_datetime, time_of_day
-from smsdrop.errors import InputError, SmsdropError
+from smsdrop.csvfile import MAX_RECORDS
+from smsdrop.errors import InputError, SmsdropError, printable
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+MAX_BATCH = 10_000_000
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An integer argument in ``low..high`` (``--batch-size 0`` would loop forever)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {printable(text)}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low:,}..{high:,}, not {value:,}")
+        return value
+
+    return parse
+
+
+def region_code(text: str) -> str:
+    """An ISO 3166 alpha-2 code libphonenumber knows (``FR``; not ``FRA``, not ``XX``)."""
+    from smsdrop.msisdn import SUPPORTED_REGIONS
+
+    code = text.strip().upper()
+    if code not in SUPPORTED_REGIONS:
+        raise argparse.ArgumentTypeError(
+            f"not a country code: {printable(text)} (ISO 3166 alpha-2, e.g. FR, BE, GB)"
+        )
+    return code
+
+
+def minute_of_day(text: str) -> time:
+    """``HH:MM``, on the minute (a window's end)."""
+    value = time_of_day(text)
+    if value.second or value.microsecond or value.tzinfo is not None:
+        raise argparse.ArgumentTypeError(f"not a time on the minute HH:MM: {printable(text)}")
+    return value
+
+
+def instant(text: str) -> datetime:
+    """An aware ISO 8601 date-time that exists as a UTC instant (year 1 at +05:00 does not)."""
+    value = aware_datetime(text)
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"out of range: {printable(text)}") from None
+    return value
+
+
+def file_encoding(text: str) -> str:
+    """A text encoding Python knows that can write a SEND file."""
+    from smsdrop.csvfile import check_encoding
+
+    try:
+        check_encoding(text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(error.reason) from None
+    return text
+
+
+def _not_utf8(argv: Sequence[str]) -> str | None:
+    """The first argument that is not UTF-8 text (Python keeps such bytes as surrogates)."""
+    for position, arg in enumerate(argv, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"argument {position} ({printable(arg, 40)}) is not UTF-8 text"
+    return None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,15 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="reject",
         help="ucs2: accept non-GSM text (sent as Unicode); default reject",
     )
-    p.add_argument("--file-encoding", default="utf-8")
-    p.add_argument("--max-records", type=int, default=1_000_000)
-    p.add_argument("--default-region", default="FR")
+    p.add_argument("--file-encoding", type=file_encoding, default="utf-8")
+    p.add_argument("--max-records", type=bounded_int(1, MAX_RECORDS), default=MAX_RECORDS)
+    p.add_argument("--default-region", type=region_code, default="FR")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("window", help="is a send time allowed for a destination country")
-    p.add_argument("--country", default="FR")
-    p.add_argument("--at", type=aware_datetime, required=True, help="ISO 8601 with a time zone")
-    p.add_argument("--end", type=time_of_day, help="narrow the window's end, e.g. 20:00")
+    p.add_argument("--country", type=region_code, default="FR")
+    p.add_argument("--at", type=instant, required=True, help="ISO 8601 with a time zone")
+    p.add_argument("--end", type=minute_of_day, help="narrow the window's end, e.g. 20:00")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("prepare", help="audience file → SEND files, rejects and summary")
@@ -64,16 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--campaign", required=True)
     p.add_argument("--sender", required=True, help="OADC, 1–11 letters or digits")
     p.add_argument("--message", required=True, help="template with {column} placeholders")
-    p.add_argument("--default-region", default="FR")
+    p.add_argument("--default-region", type=region_code, default="FR")
     p.add_argument("--optouts", type=Path, help="CSV/Parquet of opted-out numbers")
-    p.add_argument("--send-at", type=aware_datetime, help="ISO 8601; default: as soon as allowed")
-    p.add_argument("--window-end", type=time_of_day, help="narrow the French window's end")
+    p.add_argument("--send-at", type=instant, help="ISO 8601; default: as soon as allowed")
+    p.add_argument("--window-end", type=minute_of_day, help="narrow the French window's end")
     p.add_argument("--long-sms", action="store_true")
     p.add_argument("--encoding-policy", choices=[e.value for e in EncodingPolicy], default="reject")
-    p.add_argument("--file-encoding", default="utf-8")
+    p.add_argument("--file-encoding", type=file_encoding, default="utf-8")
     p.add_argument("--line-end", choices=["crlf", "lf"], default="crlf")
-    p.add_argument("--max-records", type=int, default=1_000_000)
-    p.add_argument("--batch-size", type=int, default=250_000)
+    p.add_argument("--max-records", type=bounded_int(1, MAX_RECORDS), default=MAX_RECORDS)
+    p.add_argument("--batch-size", type=bounded_int(1, MAX_BATCH), default=250_000)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--json", action="store_true")
 
@@ -84,7 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    bad = _not_utf8(argv)
+    if bad:
+        parser.error(bad)
+    args = parser.parse_args(argv)
+    _check_window_end(parser, args)
     try:
         return COMMANDS[args.command](args)
     except InputError as error:
@@ -107,6 +183,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _check_window_end(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A window end may only narrow the legal window: refuse a widening one as usage."""
+    from smsdrop import windows
+
+    end, country = {
+        "window": (getattr(args, "end", None), getattr(args, "country", "FR")),
+        "prepare": (getattr(args, "window_end", None), "FR"),
+    }.get(args.command, (None, None))
+    if end is None:
+        return
+    try:
+        windows.narrowed(country, end)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def _segments(args: argparse.Namespace) -> int:
@@ -156,8 +248,20 @@ def _check(args: argparse.Namespace) -> int:
 def _window(args: argparse.Namespace) -> int:
     from smsdrop import windows
 
-    window = windows.window_for(args.country, end=args.end)
-    decision = windows.check(args.at, args.country, window)
+    window = (
+        windows.narrowed(args.country, args.end) if args.end else windows.window_for(args.country)
+    )
+    years = windows.calendar_years(window)
+    year = args.at.astimezone(window.tz).year
+    if years is not None and not years[0] <= year <= years[1]:
+        raise InputError(
+            f"no public-holiday calendar for {args.country} in {year} "
+            f"(known {years[0]}–{years[1]}): no answer for that date"
+        )
+    try:
+        decision = windows.check(args.at, args.country, window)
+    except (OverflowError, ValueError) as error:
+        raise InputError(f"no allowed instant found ({error})") from None
     out = {
         "allowed": decision.allowed,
         "next": decision.next.astimezone(window.tz).isoformat(),
@@ -173,7 +277,7 @@ def _window(args: argparse.Namespace) -> int:
 
 def _prepare(args: argparse.Namespace) -> int:
     from smsdrop.gsm import EncodingPolicy
-    from smsdrop.prepare import Campaign, prepare, read_optouts
+    from smsdrop.prepare import Campaign, load_optouts, prepare
 
     campaign = Campaign(
         service_id=args.service_id,
@@ -189,7 +293,7 @@ def _prepare(args: argparse.Namespace) -> int:
         max_records=args.max_records,
         window_end=args.window_end.strftime("%H:%M") if args.window_end else None,
     )
-    optouts = read_optouts(args.optouts, args.default_region) if args.optouts else None
+    optouts = load_optouts(args.optouts, args.default_region) if args.optouts else None
     summary = prepare(
         args.audience,
         campaign,

@@ -13,11 +13,14 @@ Files are written under a temporary name and moved into place once complete, so 
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -128,6 +131,7 @@ class SendFileWriter:
             raise InputError(f"records per file must be 1..{MAX_RECORDS}, not {cap}")
         if line_end not in LINE_ENDS:
             raise InputError(f"line end must be one of {sorted(LINE_ENDS)}, not {line_end!r}")
+        check_encoding(encoding)
         self.out_dir, self.cap, self.encoding = Path(out_dir), cap, encoding
         self.line_end = LINE_ENDS[line_end]
         self._parts: list[_Part] = []
@@ -142,7 +146,7 @@ class SendFileWriter:
             take = min(self.cap - part.rows, table.num_rows - start)
             data = encode_records(table.slice(start, take), self.line_end)
             if not _is_utf8(self.encoding):
-                data = _reencode(data, self.encoding)
+                data = _reencode(data, self.encoding, part.encoder(self.encoding))
             part.write(data, take)
             start += take
 
@@ -177,7 +181,14 @@ class _Part:
     def __init__(self, path: Path) -> None:
         self.path, self.rows, self.bytes = path, 0, 0
         self.sha = hashlib.sha256()
-        self._handle = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._handle = open_private(path)
+        self._encoder: codecs.IncrementalEncoder | None = None
+
+    def encoder(self, encoding: str) -> codecs.IncrementalEncoder:
+        """One encoder for the whole file: a BOM (``utf-8-sig``, ``utf-16``) is written once."""
+        if self._encoder is None:
+            self._encoder = codecs.getincrementalencoder(encoding)()
+        return self._encoder
 
     def write(self, data: bytes, rows: int) -> None:
         self._handle.write(data)
@@ -192,11 +203,32 @@ class _Part:
             self._handle.close()
 
 
-def _reencode(data: bytes, encoding: str) -> bytes:
+def open_private(path: Path) -> BinaryIO:
+    """``path`` opened for writing, mode 0600 whatever the umask: the files hold personal data."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def check_encoding(encoding: str) -> None:
+    """Refuse a file encoding Python does not know or that is not a text encoding (rot13)."""
+    try:
+        ";\r\n".encode(encoding)
+    except LookupError:
+        raise InputError(f"unknown file encoding {encoding!r}") from None
+    except UnicodeError:
+        raise InputError(f"{encoding!r} cannot write a SEND file's ';' and line ends") from None
+
+
+def _reencode(data: bytes, encoding: str, encoder: codecs.IncrementalEncoder) -> bytes:
     """Re-encode UTF-8 record bytes; name the first record the target charset cannot hold."""
     text = data.decode("utf-8")
     try:
-        return text.encode(encoding)
+        return encoder.encode(text)
     except UnicodeEncodeError as error:
         line = text.count("\n", 0, error.start) + 1
         raise InputError(
@@ -204,8 +236,8 @@ def _reencode(data: bytes, encoding: str) -> bytes:
             line=line,
             field="MSG",
         ) from None
-    except LookupError:
-        raise InputError(f"unknown file encoding {encoding!r}") from None
+    except UnicodeError as error:  # codecs such as idna refuse whole texts
+        raise InputError(f"the text cannot be written in {encoding} ({error})") from None
 
 
 @dataclass(frozen=True)
@@ -225,15 +257,29 @@ class ParsedRecords:
     malformed: list[Malformed]
 
 
-def read_records(data: bytes, source: str, *, encoding: str = "utf-8") -> ParsedRecords:
+def read_records(
+    data: bytes, source: str, *, encoding: str = "utf-8", strict: bool = False
+) -> ParsedRecords:
     """Parse SEND file bytes strictly: RFC 4180 with `;`, no header, four fields per record.
 
     Records with another number of fields are collected rather than raised, so a check
-    reports every problem at once. A decoding error is raised with its line.
+    reports every problem at once. A decoding error is raised with its line. ``strict``
+    (``smsdrop check``, the sandbox's intake) also refuses, as :class:`CsvStructureError`
+    with the line, what pyarrow would read leniently: a byte order mark, an unterminated
+    quote, a quote inside an unquoted field, text after a closing quote, a CR alone or
+    mixed line ends (:class:`StructureScan`).
     """
     text = _decode(data, source, encoding)
     if not _is_utf8(encoding):
         data = text.encode("utf-8")
+    if strict:
+        if text.startswith("\ufeff"):
+            raise CsvStructureError(
+                "starts with a byte order mark (BOM): SEND files have none", file=source, line=1
+            )
+        fault = structure_fault(data, ";", strict_line_ends=True)
+        if fault is not None:
+            raise CsvStructureError(fault.kind, file=source, line=fault.line)
     bad: list[tuple[int, int]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -313,9 +359,191 @@ def _decode(data: bytes, source: str, encoding: str) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
         raise InputError(
-            f"byte {data[error.start]:#04x} is not valid {encoding}", file=source, line=line
+            undecodable(data, error.start, encoding), file=source, line=line_at(data, error.start)
         ) from None
     except LookupError:
         raise InputError(f"unknown file encoding {encoding!r}", file=source) from None
+    except UnicodeError as error:
+        raise InputError(f"cannot be read as {encoding} ({error})", file=source) from None
+
+
+def line_at(data: bytes, offset: int) -> int:
+    """The line (from 1) of byte ``offset``: LF, CRLF and a CR alone each end a line."""
+    return (
+        1
+        + data.count(b"\n", 0, offset)
+        + data.count(b"\r", 0, offset)
+        - data.count(b"\r\n", 0, offset)
+    )
+
+
+def undecodable(data: bytes, offset: int, encoding: str) -> str:
+    """What a user needs to fix bytes that are not ``encoding``: the byte, and a likely cause."""
+    head = data[:4096]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        guess = "it looks like UTF-16"
+    elif data[offset] >= 0x80:
+        guess = "it may be Latin-1 or Windows-1252"
+    else:
+        guess = "it is not text"
+    return f"byte {data[offset]:#04x} is not valid {encoding}: {encoding} expected ({guess})"
+
+
+# --- RFC 4180 structure ----------------------------------------------------------------
+
+#: How many bytes the structure scan looks at in one go (it cuts after a line feed).
+SCAN_CHUNK = 1 << 24
+_QUOTE, _CR, _LF = 0x22, 0x0D, 0x0A
+_LONE_CR = "a line ends with CR alone (only CRLF or LF line ends are read)"
+
+
+@dataclass(frozen=True)
+class StructureFault:
+    """The first place where bytes stop being RFC 4180: what, at which byte and line (from 1)."""
+
+    kind: str
+    offset: int
+    line: int
+
+
+class StructureScan:
+    """The first RFC 4180 fault of a byte stream fed in chunks, with numpy (no per-byte Python).
+
+    pyarrow's reader is lenient where RFC 4180 is not: a quote inside an unquoted field is
+    kept, text after a closing quote is glued on, and an unterminated quote swallows the
+    rest of the file into one field (rows that would be neither sent nor rejected). The
+    rules, on the positions of the quotes: the i-th quote of the file (from 0) opens a
+    field when i is even and must then follow a delimiter, a line end, the start of the file
+    or a quote (the second half of a doubled ``""``); an odd one closes and must be followed
+    by a delimiter, a line end, the end of the file or a quote. An odd count at the end is
+    an unterminated quote. With ``strict_line_ends`` (SEND files) a CR outside quotes must
+    be followed by LF, and the lines end in CRLF throughout or in LF throughout.
+
+    Chunks must end just after a line feed (but the last): :func:`line_chunks` cuts them.
+    A chunk without a quote costs a few ``memchr`` and counts.
+    """
+
+    def __init__(self, delimiter: str = ";", *, strict_line_ends: bool = False) -> None:
+        self.delimiter = ord(delimiter)
+        self.strict = strict_line_ends
+        self.fault: StructureFault | None = None
+        self._offset = 0  # bytes before the current chunk
+        self._lines = 0  # line ends before the current chunk
+        self._quotes = 0  # quotes before the current chunk
+        self._open: tuple[int, int] = (0, 1)  # offset and line of the last opening quote
+        self._style: str | None = None  # "crlf" or "lf": the first line end's
+
+    def feed(self, chunk: bytes) -> None:
+        """Scan the next chunk (scanning stops at the first fault)."""
+        if self.fault is not None or not chunk:
+            return
+        quotes = np.empty(0, dtype=np.int64)
+        if b'"' in chunk:
+            quotes = self._quote_rules(chunk)
+        if self.fault is None and self.strict:
+            self._line_end_rules(chunk, quotes)
+        if self.fault is None:
+            self._quotes += len(quotes)
+            self._lines += _line_ends(chunk, len(chunk))
+            self._offset += len(chunk)
+
+    def finish(self) -> StructureFault | None:
+        """The first fault, once the whole stream has been fed."""
+        if self.fault is None and self._quotes % 2:
+            offset, line = self._open
+            self.fault = StructureFault("a quoted field is never closed", offset, line)
+        return self.fault
+
+    def _quote_rules(self, chunk: bytes) -> np.ndarray:
+        raw = np.frombuffer(chunk, dtype=np.uint8)
+        at = np.flatnonzero(raw == _QUOTE)
+        opening = (self._quotes + np.arange(len(at))) % 2 == 0
+        bounds = np.array([self.delimiter, _CR, _LF, _QUOTE, -1], dtype=np.int16)
+        prev = np.where(at > 0, raw[np.maximum(at - 1, 0)].astype(np.int16), -1)
+        nxt = np.where(
+            at + 1 < len(raw), raw[np.minimum(at + 1, len(raw) - 1)].astype(np.int16), -1
+        )
+        bad_open = opening & ~np.isin(prev, bounds)
+        bad_close = ~opening & ~np.isin(nxt, bounds)
+        faults = np.flatnonzero(bad_open | bad_close)
+        if len(faults):
+            index = faults[0]
+            kind = (
+                "a quote inside an unquoted field (quote the field and double the quote)"
+                if bad_open[index]
+                else "text after a closing quote"
+            )
+            self._set(kind, chunk, int(at[index]))
+        elif opening.any():
+            last = int(at[opening][-1])
+            self._open = (self._offset + last, self._lines + _line_ends(chunk, last) + 1)
+        return at
+
+    def _line_end_rules(self, chunk: bytes, quotes: np.ndarray) -> None:
+        crs, crlfs, lfs = chunk.count(b"\r"), chunk.count(b"\r\n"), chunk.count(b"\n")
+        if not len(quotes) and self._quotes % 2 == 0:  # no quoted data: all are line ends
+            style = "crlf" if lfs == crlfs else ("lf" if crlfs == 0 else None)
+            if crs == crlfs and style is not None and self._style in (None, style):
+                if lfs:
+                    self._style = style
+                return
+        raw = np.frombuffer(chunk, dtype=np.uint8)
+        ends = np.flatnonzero((raw == _CR) | (raw == _LF))
+        before = self._quotes + np.searchsorted(quotes, ends)
+        ends = ends[before % 2 == 0]  # outside quoted fields
+        is_cr = raw[ends] == _CR
+        after = np.where(ends + 1 < len(raw), raw[np.minimum(ends + 1, len(raw) - 1)], 0)
+        lone = ends[is_cr & (after != _LF)]
+        lf_ends = ends[~is_cr]
+        crlf = (lf_ends > 0) & (raw[np.maximum(lf_ends - 1, 0)] == _CR)
+        style = self._style or (None if not len(lf_ends) else ("crlf" if crlf[0] else "lf"))
+        off_style = lf_ends[crlf != (style == "crlf")] if len(lf_ends) else lf_ends
+        first = min([int(p[0]) for p in (lone, off_style) if len(p)], default=None)
+        if first is None:
+            self._style = style
+        elif len(lone) and first == lone[0]:
+            self._set(_LONE_CR, chunk, first)
+        else:
+            found = "LF" if style == "crlf" else "CRLF"
+            self._set(f"mixes line ends: {found} here, {style.upper()} before", chunk, first)
+
+    def _set(self, kind: str, chunk: bytes, position: int) -> None:
+        line = self._lines + _line_ends(chunk, position) + 1
+        self.fault = StructureFault(kind, self._offset + position, line)
+
+
+def _line_ends(chunk: bytes, stop: int) -> int:
+    """Line ends (LF, CRLF, or a CR alone) in ``chunk[:stop]``."""
+    return chunk.count(b"\n", 0, stop) + chunk.count(b"\r", 0, stop) - chunk.count(b"\r\n", 0, stop)
+
+
+def line_chunks(read: Callable[[int], bytes], size: int = SCAN_CHUNK) -> Iterator[bytes]:
+    """Chunks of about ``size`` bytes from ``read``, each cut just after a line feed."""
+    tail = b""
+    while True:
+        block = read(size)
+        if not block:
+            if tail:
+                yield tail
+            return
+        block = tail + block
+        cut = block.rfind(b"\n") + 1
+        if cut == 0:
+            tail = block
+            continue
+        tail = block[cut:]
+        yield block[:cut]
+
+
+def structure_fault(
+    data: bytes, delimiter: str = ";", *, strict_line_ends: bool = False
+) -> StructureFault | None:
+    """The first RFC 4180 fault of ``data`` (UTF-8 or ASCII-compatible bytes), or None."""
+    scan = StructureScan(delimiter, strict_line_ends=strict_line_ends)
+    stream = io.BytesIO(data)
+    for chunk in line_chunks(stream.read):
+        scan.feed(chunk)
+        if scan.fault:
+            break
+    return scan.finish()

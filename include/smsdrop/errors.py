@@ -27,3 +27,13 @@ class InputError(SmsdropError):
 
 class InvalidName(InputError):
     """A file name that does not follow the provider's naming pattern."""
+
+
+def printable(text: object, limit: int = 80) -> str:
+    """Text from a file or an argument, safe to print: control characters escaped, cut short.
+
+    A column name or an argument can hold terminal escape sequences; a message must not.
+    """
+    value = str(text)
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in value)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"

@@ -78,15 +78,18 @@ def check_file(
             )
     except InputError as error:
         report.problems.append(Problem("NAME_INVALID", error.reason))
+    if path.exists() and not path.is_file():  # a FIFO or a device would hang or never end
+        report.problems.append(Problem("FILE_UNREADABLE", "not a regular file"))
+        return report
     try:
         data = path.read_bytes()
     except OSError as error:
         report.problems.append(Problem("FILE_UNREADABLE", error.strerror or str(error)))
         return report
     try:
-        parsed = read_records(data, str(path), encoding=encoding)
+        parsed = read_records(data, str(path), encoding=encoding, strict=True)
     except CsvStructureError as error:
-        report.problems.append(Problem("CSV_INVALID", error.reason))
+        report.problems.append(Problem("CSV_INVALID", error.reason, line=error.line))
         return report
     except InputError as error:
         report.problems.append(Problem("ENCODING_INVALID", error.reason, line=error.line))

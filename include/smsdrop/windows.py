@@ -32,7 +32,9 @@ __all__ = [
     "WINDOWS",
     "SendWindow",
     "WindowDecision",
+    "calendar_years",
     "check",
+    "narrowed",
     "next_allowed",
     "window_for",
 ]
@@ -203,6 +205,34 @@ def window_for(
         aliases = SUBDIVISION_ALIASES.get(window.holidays_country or "", {})
         changes["subdivision"] = aliases.get(subdivision, subdivision)
     return window.replace(**changes) if changes else window
+
+
+def narrowed(country: str, end: time) -> SendWindow:
+    """The window of ``country`` ending at ``end``, which may only narrow it, never widen it.
+
+    A deployment may end earlier than the law (20:00 where operators apply it); a later end
+    would plan sends the provider queues to the next day. ``end`` must be on the minute,
+    after the window's start and no later than its own end (00:00 stands for 24:00).
+    """
+    own = window_for(country)
+    if end.tzinfo is not None or end.second or end.microsecond:
+        raise ValueError(f"the window end must be a time on the minute (HH:MM), not {end}")
+    own_end = timedelta(days=1) if own.end == MIDNIGHT else _as_delta(own.end)
+    new_end = timedelta(days=1) if end == MIDNIGHT else _as_delta(end)
+    if not _as_delta(own.start) < new_end <= own_end:
+        raise ValueError(
+            f"the window end {_hhmm(end, end=True)} is outside the {own.country} window "
+            f"{own.label}: it can only end earlier, after {_hhmm(own.start)}"
+        )
+    return own if new_end == own_end else own.replace(end=end)
+
+
+def calendar_years(window: SendWindow) -> tuple[int, int] | None:
+    """The years the window's holiday calendar knows (None: no holidays to know)."""
+    if window.holidays_country is None:
+        return None
+    calendar = _calendar(window.holidays_country, window.subdivision)
+    return calendar.start_year, calendar.end_year
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,19 @@ from smsdrop import naming, synthetic
 from smsdrop.csvfile import read_records
 from smsdrop.errors import InputError
 from smsdrop.gsm import EncodingPolicy
-from smsdrop.prepare import Campaign, plan_slot, prepare, read_optouts, render, template_fields
+from smsdrop.prepare import Campaign, plan_slot, read_optouts, render, template_fields
+from smsdrop.prepare import prepare as _prepare
 from smsdrop.sendcheck import check_file
 from smsdrop.validation import Rules
 
 MONDAY_9 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # 10:00 in Paris
 CAMPAIGN = Campaign("12345", "promo", "Shop", "Bonjour {first_name} de {city}", MONDAY_9)
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # the Saturday before: MONDAY_9 is ahead
+
+
+def prepare(*args, **kwargs):
+    """``prepare`` with the clock at :data:`NOW` (a send time in the past plans from now)."""
+    return _prepare(*args, **{"now": NOW, **kwargs})
 
 
 def write(frame: pd.DataFrame, path) -> object:
