@@ -132,3 +132,29 @@ def test_a_refused_login_fails_a_sensor_and_its_trigger_without_retry(sandbox, c
         sensor.execute_complete({}, fired)
     _, failed, logged_in = attempts(sandbox)
     assert (failed, logged_in) == (2, 0)  # one refused login per path, never repeated
+
+
+def test_known_hosts_none_is_refused_on_both_sides(sandbox, connect, keys) -> None:
+    """``known_hosts: none`` is how the async SFTP hook spells "no host key check": the sync
+    hook refuses it, and the trigger fails at once (no retry) without connecting."""
+    from smsdrop.airflow.exceptions import MTargetConfigError
+
+    connect(sandbox.port, known_hosts="none")
+    with pytest.raises(MTargetConfigError, match="known_hosts=none"):
+        MTargetHook()
+    trigger = MTargetFileStatusTrigger(name=NAME, folder="Send", poll_interval=0.01)
+
+    async def first_event():
+        async for fired in trigger.run():
+            return fired.payload
+
+    fired = asyncio.run(first_event())
+    assert (fired["status"], fired["reason"]) == ("error", "host_key")
+    assert "known_hosts=none" in fired["message"]
+    sensor = MTargetFileStatusSensor(task_id="status", name=NAME, retries=5)
+    with pytest.raises(MTargetHostKeyError):
+        sensor.execute_complete({}, fired)
+    connect(sandbox.port, host_key=None, known_hosts="NONE ")
+    fired = asyncio.run(first_event())
+    assert fired["reason"] == "host_key"
+    assert attempts(sandbox) == (0, 0, 0)  # nothing was ever sent to the server

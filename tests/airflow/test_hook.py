@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from airflow.providers.ssh.hooks.ssh import SSHHook
 
-from smsdrop.airflow.exceptions import MTargetConfigError
+from smsdrop.airflow.exceptions import MTargetConfigError, MTargetTransferError
 from smsdrop.airflow.hooks import (
     FAST_CIPHERS,
     MTargetHook,
@@ -82,12 +82,15 @@ def test_one_managed_connection_serves_nested_calls(sandbox, connect) -> None:
 
 def test_send_and_report_folders_come_from_the_extras(make_sandbox, connect, tmp_path) -> None:
     sandbox = make_sandbox()
-    connect(sandbox.port, send_dir="Report", report_dir="Send")  # swapped on purpose
+    connect(sandbox.port, send_dir="Report", report_dir="/Send/")  # swapped on purpose
     hook = MTargetHook()
-    assert (hook.send_dir, hook.report_dir) == ("Report", "Send")
+    assert (hook.send_dir, hook.report_dir) == ("Report", "/Send")
+    with pytest.raises(MTargetTransferError, match="upload of Report/"):
+        hook.upload_atomic(write_send(tmp_path, NAME, 3), NAME)  # the provider's folder
+    assert not list(sandbox.layout.report.iterdir())
+    hook = MTargetHook(send_dir="/Send/", report_dir="Report")
     hook.upload_atomic(write_send(tmp_path, NAME, 3), NAME)
-    assert (sandbox.layout.report / NAME).exists()  # not processed: not in Send/
-    assert MTargetHook(send_dir="Send").send_dir == "Send"
+    assert sandbox.wait_for("file_done", name=NAME)[0]["records"] == 3
 
 
 @pytest.mark.parametrize("extra", ["no_host_key_check", "allow_host_key_change"])
@@ -168,3 +171,168 @@ def test_a_server_without_aes_gcm_gets_paramikos_default(make_sandbox, connect, 
     with MTargetHook().get_managed_conn():  # the next hook goes straight to the default
         pass
     assert len(sandbox.events("connection_accepted")) == 3  # one refused handshake, two sessions
+
+
+# --- what the hook offers: credentials and algorithms (issue 9) ---------------------------
+
+WEAK = ("-cbc", "3des", "md5", "arcfour", "blowfish")
+
+
+def _fingerprint(path: Path) -> str:
+    import asyncssh
+
+    return asyncssh.read_public_key(str(path) + ".pub").get_fingerprint()
+
+
+@pytest.fixture
+def agent(tmp_path: Path):
+    """A real ssh-agent (its own process group) holding one key; yields (socket, key)."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+
+    from tests.sandboxes import write_key
+
+    if shutil.which("ssh-agent") is None or shutil.which("ssh-add") is None:
+        pytest.skip("OpenSSH ssh-agent not installed")
+    folder = tmp_path / "agent"
+    folder.mkdir()
+    key = write_key(folder, "agent")
+    sock = folder / "agent.sock"
+    proc = subprocess.Popen(
+        ["ssh-agent", "-D", "-a", str(sock)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            import time
+
+            time.sleep(0.02)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", "-q", str(key)], env=env, check=True, capture_output=True)
+        yield sock, key
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+
+
+def _authorize(tmp_path: Path, *keys: Path) -> Path:
+    authorized = tmp_path / "authorized_extra"
+    authorized.write_text("".join(Path(str(k) + ".pub").read_text() for k in keys))
+    return authorized
+
+
+def _async_login(conn_id: str = "mtarget_default") -> None:
+    import asyncio
+
+    from smsdrop.airflow.hooks import MTargetHookAsync
+
+    async def go() -> None:
+        async with MTargetHookAsync(sftp_conn_id=conn_id).get_managed_conn() as sftp:
+            await sftp.listdir(".")
+
+    asyncio.run(go())
+
+
+def test_agent_keys_are_never_offered_unless_asked(
+    make_sandbox, connect, keys, tmp_path, agent, monkeypatch
+) -> None:
+    import asyncssh
+
+    from smsdrop.airflow.exceptions import MTargetAuthError
+
+    sock, agent_key = agent
+    sandbox = make_sandbox(authorized_keys=_authorize(tmp_path, agent_key), password_file=None)
+    connect(sandbox.port, key_file=str(keys.stranger))
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))  # after connect(), which removes it
+    with pytest.raises(MTargetAuthError):
+        MTargetHook().list_reports()
+    with pytest.raises(asyncssh.PermissionDenied):
+        _async_login()
+    offered = {e["key"] for e in sandbox.events("auth_failed")}
+    assert offered == {_fingerprint(keys.stranger)}  # the agent's key never reached it
+    assert not sandbox.events("auth_accepted")
+    connect(sandbox.port, key_file=None, allow_agent=True)  # asked: the agent is used
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+    assert MTargetHook().list_reports() == []
+    _async_login()
+    assert {e["key"] for e in sandbox.events("auth_accepted")} == {_fingerprint(agent_key)}
+
+
+def test_keys_in_home_ssh_are_never_offered_unless_asked(
+    make_sandbox, connect, keys, tmp_path, monkeypatch
+) -> None:
+    import asyncssh
+
+    from smsdrop.airflow.exceptions import MTargetAuthError
+    from tests.sandboxes import write_key
+
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    found = write_key(home / ".ssh", "ed25519")  # ~/.ssh/id_ed25519, what clients look for
+    sandbox = make_sandbox(authorized_keys=_authorize(tmp_path, found))
+    monkeypatch.setenv("HOME", str(home))
+    connect(sandbox.port, key_file=None, password="wrong-password")
+    with pytest.raises(MTargetAuthError):
+        MTargetHook().list_reports()
+    with pytest.raises(asyncssh.PermissionDenied):
+        _async_login()
+    assert [e["method"] for e in sandbox.events("auth_failed")] == ["password", "password"]
+    assert not sandbox.events("auth_accepted")
+    connect(sandbox.port, key_file=None, look_for_keys=True)  # asked: ~/.ssh is searched
+    assert MTargetHook().list_reports() == []
+    _async_login()
+    assert {e["key"] for e in sandbox.events("auth_accepted")} == {_fingerprint(found)}
+
+
+def test_cbc_3des_and_md5_are_never_negotiated_with_the_sandbox(make_sandbox, connect) -> None:
+    import asyncssh
+
+    old = make_sandbox(ciphers=("aes128-cbc", "aes256-cbc", "3des-cbc"))
+    connect(old.port)
+    with pytest.raises(MTargetTransferError, match="CBC, 3DES and HMAC-MD5 are never used"):
+        MTargetHook().list_reports()
+    with pytest.raises(asyncssh.KeyExchangeFailed):
+        _async_login()
+    assert not old.events("auth_accepted") and not old.events("auth_failed")
+    mixed = make_sandbox(ciphers=("3des-cbc", "aes128-cbc", "aes256-ctr"))
+    connect(mixed.port)
+    with MTargetHook().get_managed_conn() as sftp:
+        assert sftp.get_channel().get_transport().local_cipher == "aes256-ctr"
+
+
+@needs_sshd
+def test_the_hooks_offer_no_weak_algorithm_to_openssh(tmp_path: Path, keys, connect) -> None:
+    """sshd logs each client's proposal: the sync hook's two (AES-GCM, then its fallback)
+    and the async hook's hold no CBC, 3DES or MD5, against a server offering only those."""
+    import asyncssh
+
+    with PrivateSshd(
+        tmp_path / "sshd",
+        keys.authorized,
+        options=["Ciphers aes128-cbc,3des-cbc", "MACs hmac-md5,hmac-md5-96"],
+        log_level="DEBUG2",
+    ) as sshd:
+        connect(sshd.port, login=sshd.user, host_key=" ".join(sshd.known_hosts_line().split()[1:]))
+        with pytest.raises(MTargetTransferError, match="no acceptable|Incompatible|cipher"):
+            MTargetHook().list_reports()
+        with pytest.raises(asyncssh.KeyExchangeFailed):
+            _async_login()
+        import time
+
+        time.sleep(0.5)  # sshd writes its log from the per-connection process
+        proposals = sshd.client_proposals()
+    assert len(proposals) == 3, proposals
+    gcm_only, fallback, asynchronous = proposals
+    assert gcm_only["ciphers"] == list(FAST_CIPHERS)
+    assert (
+        "aes128-ctr" in fallback["ciphers"] and "aes256-gcm@openssh.com" in asynchronous["ciphers"]
+    )
+    for proposal in proposals:
+        offered = proposal["ciphers"] + proposal["MACs"]
+        assert not [name for name in offered if any(mark in name for mark in WEAK)], proposal

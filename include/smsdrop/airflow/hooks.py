@@ -30,7 +30,7 @@ Connection extras read here (besides the SFTP provider's ``host_key``, ``key_fil
 ``private_key``, ``private_key_passphrase``, ``conn_timeout``, ``ciphers``):
 ``send_dir`` (default ``Send``), ``report_dir`` (``Report``), ``connect_attempts`` (3),
 ``op_timeout`` (seconds an SFTP request may take, 120), ``request_size`` (261120),
-``compress`` (false), ``look_for_keys`` (false).
+``compress`` (false), ``look_for_keys`` (false), ``allow_agent`` (false).
 """
 
 from __future__ import annotations
@@ -50,9 +50,11 @@ from io import BytesIO
 from pathlib import Path
 from typing import IO, Any, ClassVar, Final
 
+import asyncssh
 import paramiko
-from airflow.providers.sftp.hooks.sftp import SFTPHook
-from airflow.providers.ssh.hooks.ssh import SSHHook
+from airflow.providers.common.compat.connection import get_async_connection
+from airflow.providers.sftp.hooks.sftp import SFTPHook, SFTPHookAsync
+from asyncssh.public_key import load_default_keypairs
 
 from smsdrop.airflow.exceptions import (
     MTargetAuthError,
@@ -67,7 +69,10 @@ __all__ = [
     "FAST_CIPHERS",
     "PROBE_ORDER",
     "REQUEST_SIZE",
+    "WEAK_CIPHERS",
+    "WEAK_MACS",
     "MTargetHook",
+    "MTargetHookAsync",
     "RemoteState",
     "SendState",
     "latest_state",
@@ -85,12 +90,54 @@ PREFETCH_REQUESTS: Final = 64
 #: Ciphers asked for: AES-GCM encrypts and authenticates in one pass (AES-NI), ~1.3x the
 #: throughput of aes128-ctr + HMAC on the same machine (FIELD-NOTES).
 FAST_CIPHERS: Final = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+#: Never negotiated, whatever the server offers: CBC modes (padding-oracle and plaintext
+#: recovery attacks), 3DES (64-bit blocks: Sweet32), the other legacy ciphers asyncssh
+#: still knows, and MAC algorithms built on MD5. Matched on the name, for both libraries.
+WEAK_CIPHER_MARKS: Final = ("-cbc", "3des", "arcfour", "blowfish", "cast128", "seed-")
+WEAK_MAC_MARKS: Final = ("md5",)
+
+
+def _weak(name: str | bytes, marks: tuple[str, ...]) -> bool:
+    text = name.decode() if isinstance(name, bytes) else name
+    return any(mark in text.lower() for mark in marks)
+
+
+#: Paramiko's weak ciphers and MACs: always in ``disabled_algorithms``.
+WEAK_CIPHERS: Final = tuple(
+    c for c in paramiko.Transport._preferred_ciphers if _weak(c, WEAK_CIPHER_MARKS)
+)
+WEAK_MACS: Final = tuple(m for m in paramiko.Transport._preferred_macs if _weak(m, WEAK_MAC_MARKS))
 #: Every other cipher paramiko knows, disabled while AES-GCM is asked for (_algorithms).
 SLOW_CIPHERS: Final = tuple(
     c
-    for c in getattr(paramiko.Transport, "_preferred_ciphers", ("aes128-ctr", "aes256-ctr"))
-    if c not in FAST_CIPHERS
+    for c in paramiko.Transport._preferred_ciphers
+    if c not in FAST_CIPHERS and c not in WEAK_CIPHERS
 )
+#: Refused extras: each turns off host key verification in the SFTP provider's hooks.
+REFUSED_EXTRAS: Final = (
+    "no_host_key_check",
+    "allow_host_key_change",
+    "ignore_hostkey_verification",
+)
+
+
+def check_extras(conn_id: str, extras: Mapping[str, Any]) -> None:
+    """Refuse a connection whose extras would skip the host key check (sync or async side).
+
+    ``known_hosts: none`` is the async hook's spelling of ``no_host_key_check``.
+    """
+    for refused in REFUSED_EXTRAS:
+        if _truthy(extras.get(refused, False)):
+            raise MTargetConfigError(
+                f"connection {conn_id!r}: extra {refused}=true is refused; pin the "
+                "server's key in the host_key extra instead"
+            )
+    known_hosts = extras.get("known_hosts")
+    if isinstance(known_hosts, str) and known_hosts.strip().lower() == "none":
+        raise MTargetConfigError(
+            f"connection {conn_id!r}: extra known_hosts=none (no host key check) is refused; "
+            "pin the server's key in the host_key extra instead"
+        )
 
 
 class RemoteState(StrEnum):
@@ -217,16 +264,7 @@ class MTargetHook(SFTPHook):
         # Checked before the provider's hook parses the extras: it has its own rules on
         # some of these combinations, with messages that do not say what to do.
         extras = self.get_connection(mtarget_conn_id).extra_dejson
-        for refused in (
-            "no_host_key_check",
-            "allow_host_key_change",
-            "ignore_hostkey_verification",
-        ):
-            if _truthy(extras.get(refused, False)):
-                raise MTargetConfigError(
-                    f"connection {mtarget_conn_id!r}: extra {refused}=true is refused; pin the "
-                    "server's key in the host_key extra instead"
-                )
+        check_extras(mtarget_conn_id, extras)
         super().__init__(ssh_conn_id=mtarget_conn_id, conn_retry_attempts=1, **kwargs)
         self.send_dir = (send_dir or extras.get("send_dir") or "Send").rstrip("/")
         self.report_dir = (report_dir or extras.get("report_dir") or "Report").rstrip("/")
@@ -235,6 +273,7 @@ class MTargetHook(SFTPHook):
         self.request_size = int(extras.get("request_size", REQUEST_SIZE))
         self.compress = _truthy(extras.get("compress", False))
         self.look_for_keys = _truthy(extras.get("look_for_keys", False))
+        self.allow_agent = _truthy(extras.get("allow_agent", False))
         if self.conn_timeout is None:
             self.conn_timeout = 30
         self._check_file_supported: bool | None = None
@@ -317,13 +356,16 @@ class MTargetHook(SFTPHook):
             attempt += 1
             self.disabled_algorithms = self._algorithms()
             try:
-                client = SSHHook.get_conn(self)
+                client = self._open_client()
             except paramiko.IncompatiblePeer as error:
                 if not self._gcm_only or "cipher" not in str(error):
-                    raise MTargetTransferError(f"{self._where()}: {error}") from None
+                    raise MTargetTransferError(
+                        f"{self._where()}: {error}. CBC, 3DES and HMAC-MD5 are never used; "
+                        "ask the provider for AES-GCM or AES-CTR with HMAC-SHA2."
+                    ) from None
                 # The server has no AES-GCM: take what paramiko would have chosen.
                 self.log.info(
-                    "%s offers no AES-GCM; using paramiko's default ciphers", self._where()
+                    "%s offers no AES-GCM; using paramiko's other strong ciphers", self._where()
                 )
                 self._gcm_only = False
                 MTargetHook._without_gcm.add((self.remote_host, self.port))
@@ -380,19 +422,67 @@ class MTargetHook(SFTPHook):
             delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover - the last attempt raises
 
-    def _algorithms(self) -> dict[str, Any] | None:
+    def _open_client(self) -> paramiko.SSHClient:
+        """The SSH handshake and login, with this hook's rules (``SSHHook.get_conn`` minus
+        what they forbid: it reads ``~/.ssh/known_hosts`` and lets paramiko offer the
+        ssh-agent's keys, with no option to stop it).
+
+        Only the pinned key is a known host (:class:`paramiko.RejectPolicy` for the rest);
+        only the connection's password, key or key file are offered, plus ``~/.ssh`` keys and
+        agent keys when the extras ask for them.
+        """
+        assert self.host_key is not None
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        where = self.remote_host if self.port in (None, 22) else f"[{self.remote_host}]:{self.port}"
+        client.get_host_keys().add(where, self.host_key.get_name(), self.host_key)
+        kwargs: dict[str, Any] = {
+            "hostname": self.remote_host,
+            "port": self.port or 22,
+            "username": self.username,
+            "timeout": self.conn_timeout,
+            "banner_timeout": self.banner_timeout,
+            "auth_timeout": self.auth_timeout,
+            "compress": self.compress,
+            "sock": self.host_proxy,
+            "look_for_keys": self.look_for_keys,
+            "allow_agent": self.allow_agent,
+            "disabled_algorithms": self.disabled_algorithms,
+        }
+        if self.password:
+            kwargs["password"] = self.password.strip()
+        if self.pkey:
+            kwargs["pkey"] = self.pkey
+        if self.key_file:
+            kwargs["key_filename"] = self.key_file
+        try:
+            client.connect(**kwargs)
+        except BaseException:
+            client.close()
+            raise
+        if self.keepalive_interval:
+            transport = client.get_transport()
+            if transport is not None:
+                transport.set_keepalive(self.keepalive_interval)
+        self.client = client
+        return client
+
+    def _algorithms(self) -> dict[str, Any]:
         """``disabled_algorithms`` for paramiko: AES-GCM only while :attr:`_gcm_only`.
 
         Paramiko's client prefers aes128-ctr (+ HMAC), ~0.75x the throughput of AES-GCM,
         and the provider's hook offers no way to reorder ciphers before the handshake
         (its ``ciphers`` extra applies after it). Disabling the others makes the handshake
         pick AES-GCM; a server without it fails the handshake at once and is retried with
-        paramiko's own list.
+        paramiko's own list — minus the weak ciphers and MACs, which are always disabled.
         """
-        base = dict(self._user_disabled or {})
+        base = {k: list(v) for k, v in (self._user_disabled or {}).items()}
+        ciphers = set(base.get("ciphers", [])) | set(WEAK_CIPHERS)
         if self._gcm_only:
-            base["ciphers"] = list(SLOW_CIPHERS)
-        return base or None
+            ciphers |= set(SLOW_CIPHERS)
+        base["ciphers"] = sorted(ciphers)
+        base["macs"] = sorted(set(base.get("macs", [])) | set(WEAK_MACS))
+        return base
 
     def _verify_pinned(self, client: paramiko.SSHClient) -> None:
         """The key the session was made with must be the pinned one.
@@ -438,6 +528,8 @@ class MTargetHook(SFTPHook):
             offered.append("password")
         if self.look_for_keys:
             offered.append("keys found in ~/.ssh")
+        if self.allow_agent:
+            offered.append("ssh-agent keys")
         return " and ".join(offered) or "no credentials"
 
     def _credential_word(self) -> str:
@@ -671,3 +763,74 @@ class MTargetHook(SFTPHook):
         """Remove ``Report/file_name`` (the provider asks clients to delete what they took)."""
         with self.get_managed_conn() as sftp:
             sftp.remove(self.report_path(file_name))
+
+
+#: asyncssh's algorithms minus the weak ones, AES-GCM first (as the sync hook asks).
+ASYNC_CIPHERS: Final = [
+    *FAST_CIPHERS,
+    *(
+        name
+        for name in (c.decode() for c in asyncssh.encryption.get_encryption_algs())
+        if not _weak(name, WEAK_CIPHER_MARKS) and name not in FAST_CIPHERS
+    ),
+]
+ASYNC_MACS: Final = [
+    m.decode() for m in asyncssh.mac.get_mac_algs() if not _weak(m, WEAK_MAC_MARKS)
+]
+
+
+class MTargetHookAsync(SFTPHookAsync):
+    """
+    The SFTP provider's asyncssh hook (what the triggers poll with) under
+    :class:`MTargetHook`'s rules.
+
+    ``SFTPHookAsync`` turns ``known_hosts: none`` into no host key check at all, offers the
+    ssh-agent's keys and every key in ``~/.ssh`` when the connection has none, reads
+    ``~/.ssh/config``, and lets asyncssh negotiate CBC or HMAC-MD5 with a server that
+    offers only those. Here: the same extras are refused as on the sync side
+    (:func:`check_extras`), only the connection's own key, key file and password are
+    offered (``look_for_keys`` / ``allow_agent`` extras to widen), no SSH config file is
+    read, and the weak algorithms are never offered.
+    """
+
+    async def _get_conn(self) -> asyncssh.SSHClientConnection:
+        conn = await get_async_connection(self.sftp_conn_id)
+        extras = conn.extra_dejson
+        check_extras(self.sftp_conn_id, extras)
+        self._parse_extras(conn)  # type: ignore[arg-type]
+        if isinstance(self.known_hosts, str) and self.known_hosts.lower() == "none":
+            raise MTargetConfigError(  # pragma: no cover - refused by check_extras already
+                f"connection {self.sftp_conn_id!r}: no host key check is refused"
+            )
+        keys: list[Any] = []
+        if self.key_file:
+            keys.append(self.key_file)
+        if self.private_key:
+            keys.append(asyncssh.import_private_key(self.private_key, self.passphrase or None))
+        if _truthy(extras.get("look_for_keys", False)):
+            keys.extend(load_default_keypairs(self.passphrase or None))
+        agent = await asyncssh.connect_agent() if _truthy(extras.get("allow_agent")) else None
+        try:
+            if agent is not None:
+                keys.extend(await agent.get_keys())
+            options: dict[str, Any] = {
+                "host": self.host or conn.host,
+                "port": self.port or conn.port or 22,
+                "username": self.username or conn.login,
+                "password": self.password or conn.password or None,
+                # None: no public key auth. Never () or []: asyncssh would then load every
+                # key of ~/.ssh and the agent's by itself.
+                "client_keys": keys or None,
+                "agent_path": None,
+                "config": None,
+                "encryption_algs": ASYNC_CIPHERS,
+                "mac_algs": ASYNC_MACS,
+            }
+            if self.known_hosts and (
+                not isinstance(self.known_hosts, str) or self._should_use_known_hosts()
+            ):
+                options["known_hosts"] = self.known_hosts
+            return await asyncssh.connect(**options)
+        finally:
+            if agent is not None:
+                agent.close()  # the login is over: nothing more to sign

@@ -1,8 +1,9 @@
 """Triggers that wait on the provider's folders without holding a worker slot.
 
-They poll with the SFTP provider's asyncssh-based
-:class:`~airflow.providers.sftp.hooks.sftp.SFTPHookAsync` (the connection's ``host_key``
-extra becomes its pinned known host), one short session per poll: a wait can last four
+They poll with :class:`~smsdrop.airflow.hooks.MTargetHookAsync`, the SFTP provider's
+asyncssh-based hook under the sync hook's rules (the connection's ``host_key`` extra is the
+pinned known host, ``known_hosts: none`` is refused, no agent or ``~/.ssh`` key is offered,
+no CBC, 3DES or HMAC-MD5), one short session per poll: a wait can last four
 days, and a session kept open that long dies in some firewall anyway.
 
 Every event has one schema, whichever trigger fires it and however it ends::
@@ -32,11 +33,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncssh
-from airflow.providers.sftp.hooks.sftp import SFTPHookAsync
 from airflow.sdk import BaseHook
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from smsdrop.airflow.hooks import PROBE_ORDER, RemoteState, latest_state
+from smsdrop.airflow.exceptions import MTargetConfigError
+from smsdrop.airflow.hooks import PROBE_ORDER, MTargetHookAsync, RemoteState, latest_state
 
 __all__ = ["MTargetFileStatusTrigger", "MTargetReportTrigger", "MTargetTrigger"]
 
@@ -127,7 +128,7 @@ class MTargetTrigger(BaseTrigger):
         return event(status, name=self.name, target=self.target, **fields)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = SFTPHookAsync(sftp_conn_id=self.mtarget_conn_id)
+        hook = MTargetHookAsync(sftp_conn_id=self.mtarget_conn_id)
         deadline = datetime.fromisoformat(self.deadline) if self.deadline else None
         failures = 0
         while True:
@@ -136,6 +137,10 @@ class MTargetTrigger(BaseTrigger):
                 async with hook.get_managed_conn() as sftp:
                     outcome = await self.check(sftp)
                 failures = 0
+            except MTargetConfigError as error:  # host key check switched off: never polled
+                outcome = self._event(
+                    "error", reason="host_key", state="unknown", message=str(error)
+                )
             except asyncssh.HostKeyNotVerifiable:
                 where, presented = await self._presented_key()
                 outcome = self._event(

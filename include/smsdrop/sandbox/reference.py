@@ -10,12 +10,15 @@ running as root, as the Debian package's service would). ``.ci/ensure-sshd`` ins
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -80,13 +83,28 @@ class PrivateSshd:
     """``with PrivateSshd(workdir, authorized_keys) as sshd:`` — sshd on ``sshd.port``.
 
     SFTP is ``internal-sftp`` (what chrooted drop-boxes use); the login is the current user.
+    ``options`` are more ``sshd_config`` lines (``Ciphers aes128-cbc`` to play an old
+    server); ``log_level`` ``DEBUG2`` makes sshd log each client's algorithm proposal, which
+    :meth:`client_proposals` reads back (tests of what a client offers). sshd's log is
+    ``workdir/sshd.log``.
     """
 
-    def __init__(self, workdir: Path, authorized_keys: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        authorized_keys: Path,
+        port: int | None = None,
+        *,
+        options: Sequence[str] = (),
+        log_level: str = "ERROR",
+    ) -> None:
         self.workdir = Path(workdir)
         self.authorized_keys = Path(authorized_keys).resolve()
         self.port = port or free_port()
         self.user = getpass.getuser()
+        self.options = tuple(options)
+        self.log_level = log_level
+        self.log_path = self.workdir / "sshd.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> PrivateSshd:
@@ -117,20 +135,23 @@ class PrivateSshd:
                     "KbdInteractiveAuthentication no",
                     "PermitRootLogin prohibit-password",
                     "Subsystem sftp internal-sftp",
-                    "LogLevel ERROR",
+                    f"LogLevel {self.log_level}",
+                    *self.options,
                     "",
                 ]
             )
         )
-        self._proc = subprocess.Popen(
-            [sshd, "-D", "-e", "-f", str(config.resolve())],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        with open(self.log_path, "wb") as log_file:
+            self._proc = subprocess.Popen(
+                [sshd, "-D", "-e", "-f", str(config.resolve())],
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+                start_new_session=True,  # its own process group, stopped as one
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                error = self._proc.stderr.read().decode() if self._proc.stderr else ""
+                error = self.log_path.read_text(errors="replace")
                 raise RuntimeError(f"sshd exited at start: {error.strip()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
@@ -139,6 +160,28 @@ class PrivateSshd:
                 time.sleep(0.05)
         self.stop()
         raise TimeoutError("sshd did not start listening")
+
+    def client_proposals(self) -> list[dict[str, list[str]]]:
+        """Each client's KEXINIT proposal as sshd logged it (``log_level`` ``DEBUG2``), in
+        order: ``{"ciphers": [...], "MACs": [...], "KEX algorithms": [...], ...}`` with
+        the client-to-server lists."""
+        proposals: list[dict[str, list[str]]] = []
+        current: dict[str, list[str]] | None = None
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if "peer client KEXINIT proposal" in line:
+                current = {}
+                proposals.append(current)
+            elif current is not None and ": " in line and "debug2: " in line:
+                text = line.split("debug2: ", 1)[1].removesuffix(" [preauth]").strip()
+                key, _, value = text.partition(": ")
+                key = key.removesuffix(" ctos")
+                if key.endswith(" stoc"):
+                    continue
+                if key in current:  # the proposal is over: the next block is another one
+                    current = None
+                    continue
+                current[key] = value.split(",") if value else []
+        return proposals
 
     def known_hosts_line(self) -> str:
         public = (self.workdir / "ssh_host_ed25519_key.pub").read_text().split()
@@ -152,6 +195,9 @@ class PrivateSshd:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._proc.pid, signal.SIGTERM)  # its per-connection children
         self._proc = None
 
     def __enter__(self) -> Self:
