@@ -1,5 +1,6 @@
 # The README's two set-up commands are `make demo` and `make test`; both bootstrap
 # everything they need (venv, pinned requirements, Airflow metadata DB) from nothing.
+# `make airflow` bootstraps the same way, then runs smsdrop as a service (UI on :8080).
 SHELL := /bin/bash
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -10,8 +11,8 @@ export AIRFLOW_HOME := $(CURDIR)
 export AIRFLOW__CORE__UNIT_TEST_MODE ?= False
 STAMP := $(VENV)/.installed
 
-.PHONY: bootstrap test demo bench lint clean
-bootstrap: $(STAMP) var/airflow.db
+.PHONY: bootstrap migrate test demo airflow bench lint clean
+bootstrap: $(STAMP) migrate
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
@@ -21,8 +22,10 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 
-var/airflow.db: $(STAMP)
-	mkdir -p var
+# Always: `airflow db migrate` is idempotent and takes seconds, and a DB file left by an
+# interrupted first run exists without being migrated ("Database migration required").
+migrate: $(STAMP)
+	@mkdir -p var
 	$(BIN)/airflow db migrate > var/db-migrate.log 2>&1 || { tail -20 var/db-migrate.log; exit 1; }
 
 test: bootstrap
@@ -30,6 +33,9 @@ test: bootstrap
 
 demo: bootstrap
 	$(BIN)/python -m smsdrop.demo
+
+airflow: bootstrap
+	$(BIN)/python -m smsdrop.deploy
 
 bench: bootstrap
 	$(BIN)/python -m bench

@@ -32,7 +32,7 @@ import pyarrow as pa
 from smsdrop import synthetic
 from smsdrop.prepare import plan_slot
 from smsdrop.sandbox import Sandbox, SandboxConfig
-from smsdrop.warehouse import DuckDBWarehouse
+from smsdrop.warehouse import DuckDBWarehouse, Warehouse
 
 PROJECT = Path(__file__).resolve().parents[2]
 DEMO_DIR = Path("var/demo")
@@ -90,12 +90,18 @@ def run(rows: int = 100_000) -> int:
 
 
 def seed(path: Path, rows: int) -> int:
+    with DuckDBWarehouse(path) as warehouse:
+        return seed_into(warehouse, rows)
+
+
+def seed_into(warehouse: Warehouse, rows: int) -> int:
+    """The demo audience (table ``audience``) and its earlier opt-outs, into any warehouse
+    (``make airflow`` and the executor tests seed PostgreSQL with it too)."""
     frame = synthetic.audience(rows)
     optouts = synthetic.optouts_for(frame)
-    with DuckDBWarehouse(path) as warehouse:
-        warehouse.migrate()
-        warehouse.replace_table("audience", pa.Table.from_pandas(frame, preserve_index=False))
-        warehouse.upsert_optouts(pd.DataFrame({"msisdn": optouts}), "import")
+    warehouse.migrate()
+    warehouse.replace_table("audience", pa.Table.from_pandas(frame, preserve_index=False))
+    warehouse.upsert_optouts(pd.DataFrame({"msisdn": optouts}), "import")
     return len(optouts)
 
 
