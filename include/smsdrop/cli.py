@@ -252,7 +252,10 @@ def _window(args: argparse.Namespace) -> int:
         windows.narrowed(args.country, args.end) if args.end else windows.window_for(args.country)
     )
     years = windows.calendar_years(window)
-    year = args.at.astimezone(window.tz).year
+    try:
+        year = args.at.astimezone(window.tz).year
+    except OverflowError:
+        raise InputError(f"{args.at.isoformat()} is out of range in {window.timezone}") from None
     if years is not None and not years[0] <= year <= years[1]:
         raise InputError(
             f"no public-holiday calendar for {args.country} in {year} "

@@ -219,7 +219,9 @@ def check_encoding(encoding: str) -> None:
     try:
         ";\r\n".encode(encoding)
     except LookupError:
-        raise InputError(f"unknown file encoding {encoding!r}") from None
+        raise InputError(
+            f"unknown file encoding {encoding!r} (a text encoding, e.g. utf-8, iso-8859-15)"
+        ) from None
     except UnicodeError:
         raise InputError(f"{encoding!r} cannot write a SEND file's ';' and line ends") from None
 
@@ -506,7 +508,8 @@ class StructureScan:
             self._set(_LONE_CR, chunk, first)
         else:
             found = "LF" if style == "crlf" else "CRLF"
-            self._set(f"mixes line ends: {found} here, {style.upper()} before", chunk, first)
+            start = first - 1 if found == "CRLF" else first  # the line end starts at its CR
+            self._set(f"mixes line ends: {found} here, {style.upper()} before", chunk, start)
 
     def _set(self, kind: str, chunk: bytes, position: int) -> None:
         line = self._lines + _line_ends(chunk, position) + 1

@@ -420,13 +420,29 @@ def _read_csv(
 
 
 def _check_structure(path: Path, delimiter: str) -> None:
-    """Refuse what is not RFC 4180 (unterminated quote, stray quote), naming the line."""
+    """Refuse what is not UTF-8 or not RFC 4180 (unterminated quote, stray quote), by line.
+
+    One pass over the bytes before pyarrow reads them: pyarrow would glue what RFC 4180
+    refuses, and cannot say on which line bytes are not UTF-8. Chunks end after a line
+    feed, so no UTF-8 sequence is cut; an ASCII chunk is not decoded at all.
+    """
     scan = StructureScan(delimiter)
+    lines = 0
     with open(path, "rb") as handle:
         for chunk in line_chunks(handle.read):
+            if not chunk.isascii():
+                try:
+                    chunk.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise InputError(
+                        undecodable(chunk, error.start, "UTF-8"),
+                        file=str(path),
+                        line=lines + line_at(chunk, error.start),
+                    ) from None
             scan.feed(chunk)
             if scan.fault:
                 break
+            lines += line_at(chunk, len(chunk)) - 1
     fault = scan.finish()
     if fault is not None:
         raise InputError(fault.kind, file=str(path), line=fault.line)

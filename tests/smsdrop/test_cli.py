@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from smsdrop import synthetic
+from smsdrop import naming, synthetic, windows
 
 GOOD = b"A1;+33612345678;Shop;Bonjour\r\nA2;+33787798753;Shop;Salut; toi\r\n"
 
@@ -118,6 +119,9 @@ def test_check_bad_encoding_and_missing_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_prepare_end_to_end(tmp_path: Path, fmt: str) -> None:
+    # A send time ahead (a past one plans from now): the first allowed minute after 2 days.
+    soon = datetime.now(naming.PARIS).replace(hour=10, minute=0, second=0, microsecond=0)
+    send_at = windows.next_allowed(soon + timedelta(days=2)).astimezone(naming.PARIS)
     frame = synthetic.audience(5_000)
     audience = synthetic.write_audience(frame, tmp_path / f"a.{fmt}")
     result = smsdrop(
@@ -134,7 +138,7 @@ def test_prepare_end_to_end(tmp_path: Path, fmt: str) -> None:
         "--encoding-policy",
         "transliterate",
         "--send-at",
-        "2026-12-01T10:00:00+01:00",
+        send_at.isoformat(),
         "--out",
         str(tmp_path / "o"),
         "--json",
@@ -142,7 +146,7 @@ def test_prepare_end_to_end(tmp_path: Path, fmt: str) -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["recipients"] == 5_000 == summary["valid"] + summary["rejected"]
-    assert summary["files"][0]["name"] == "SEND-12345-20261201-1000-promo.csv"
+    assert summary["files"][0]["name"] == f"SEND-12345-{send_at:%Y%m%d-%H%M}-promo.csv"
     assert summary["encodings"] == {"gsm7": summary["valid"]}
     check = smsdrop("check", str(tmp_path / "o" / summary["files"][0]["name"]))
     assert check.returncode == 0, check.stdout
