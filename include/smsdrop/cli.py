@@ -163,14 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _check_window_end(parser, args)
     try:
         return COMMANDS[args.command](args)
-    except InputError as error:
-        print(f"smsdrop {args.command}: {error}", file=sys.stderr)
-        return EXIT_PROBLEMS
-    except SmsdropError as error:
-        print(f"smsdrop {args.command}: {error}", file=sys.stderr)
+    except SmsdropError as error:  # InputError included: one line, control characters escaped
+        print(f"smsdrop {args.command}: {printable(error, 2000)}", file=sys.stderr)
         return EXIT_PROBLEMS
     except OSError as error:
-        print(f"smsdrop {args.command}: {error.filename}: {error.strerror}", file=sys.stderr)
+        where = printable(error.filename, 500)
+        print(f"smsdrop {args.command}: {where}: {error.strerror}", file=sys.stderr)
         return EXIT_PROBLEMS
     except KeyboardInterrupt:
         return 130
@@ -239,9 +237,9 @@ def _check(args: argparse.Namespace) -> int:
     else:
         for report in reports:
             if report.ok:
-                print(f"{report.file}: OK, {report.records} records")
+                print(f"{printable(report.file, 500)}: OK, {report.records} records")
             for problem in report.problems:
-                print(problem.describe(report.file))
+                print(printable(problem.describe(report.file), 2000))
     return EXIT_OK if ok else EXIT_PROBLEMS
 
 

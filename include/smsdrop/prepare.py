@@ -218,9 +218,16 @@ def _resolve(path: Path, present: list[str], needed: list[str]) -> dict[str, int
 
 
 def shown_names(names: list[str], limit: int = 20) -> str:
-    """Column names for a message: printable, each and the list cut short."""
-    shown = [printable(name, 40) for name in names[:limit]]
+    """Column names for a message: printable, cut short, and masked when they look like a
+    phone number (a header-less file's first line is data, and numbers are never shown)."""
+    shown = [printable(_masked(name), 40) for name in names[:limit]]
     return ", ".join(shown) + (f", … ({len(names)} in all)" if len(names) > limit else "")
+
+
+def _masked(name: str) -> str:
+    if len(re.sub(r"\D", "", name)) < 6:
+        return name
+    return name[:3] + "*" * max(len(name) - 5, 1) + name[-2:]
 
 
 def _read_parquet(
@@ -331,6 +338,8 @@ def csv_layout(path: Path) -> CsvLayout:
             line=1,
         )
     head = start[: end if end >= 0 else len(start)]
+    if not head.strip():
+        raise InputError("the first line is empty: a header is expected", file=str(path), line=1)
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -485,8 +494,8 @@ def _first_ragged_line(path: Path, layout: CsvLayout, expected: int) -> tuple[in
 #: Names an opt-out file's number column goes by (compared by :func:`column_key`, accents
 #: removed), in order of preference.
 OPTOUT_COLUMNS = ("msisdn", "e164", "phone", "mobile", "numero", "telephone", "tel", "number")
-#: A first line that is one phone number: the file has no header.
-_LOOKS_LIKE_NUMBER = re.compile(r"\+?[0-9][0-9 ().\-/]{4,}")
+#: A first field that reads as a phone number (8+ digits): the file has no header.
+_LOOKS_LIKE_NUMBER = re.compile(r"\+?(?:[0-9][ ().\-/]*){8,}")
 #: How many unreadable entries a report lists by record number.
 SHOWN_UNREADABLE = 10
 
@@ -553,8 +562,9 @@ def load_optouts(
     else:
         layout = csv_layout(path)
         first = layout.names[0] if layout.names else ""
-        if len(layout.names) == 1 and _LOOKS_LIKE_NUMBER.fullmatch(first):
-            layout = CsvLayout(layout.delimiter, ["msisdn"], header=False)
+        if _LOOKS_LIKE_NUMBER.fullmatch(first):  # no header: the numbers are the first column
+            others = [f"column{i + 1}" for i in range(1, len(layout.names))]
+            layout = CsvLayout(layout.delimiter, ["msisdn", *others], header=False)
         column = _optout_column(path, layout.names)
         positions = {column: _resolve(path, layout.names, [column])[column]}
         batches = _read_csv(path, layout, positions, batch_size)
@@ -664,7 +674,11 @@ def prepare(
     requested = campaign.send_at or start_at
     if requested.tzinfo is None or start_at.tzinfo is None:
         raise InputError("the send time needs a time zone (e.g. 2026-12-01T10:00+01:00)")
-    if requested - start_at > MAX_AHEAD:
+    try:
+        ahead = requested - start_at
+    except OverflowError:  # year 9999 at a negative offset is after year 9999 in UTC
+        raise InputError(f"the send time {requested.isoformat()} is out of range") from None
+    if ahead > MAX_AHEAD:
         raise InputError(
             f"the send time {requested.isoformat()} is more than {MAX_AHEAD.days} days ahead: "
             "opt-outs received until then could not stop it",

@@ -373,3 +373,25 @@ def test_readers_on_any_bytes_give_frames_or_input_errors(tmp_path, data, name) 
         load_optouts(path)
     except InputError as error:
         assert error.file == str(path)
+
+
+def test_headerless_optouts_with_more_columns_and_numbers_never_shown(tmp_path) -> None:
+    path = tmp_path / "stop.csv"
+    path.write_bytes(b"+33 6 12 34 56 78;2026-01-01\n0612345679;2026-01-02\n")
+    assert sorted(load_optouts(path).numbers) == ["+33612345678", "+33612345679"]
+    path.write_bytes(b"Dupont;+33612345678\nMartin;0612345679\n")
+    with pytest.raises(InputError) as caught:
+        load_optouts(path)
+    assert "12345678" not in str(caught.value) and "+33*" in str(caught.value)
+
+
+def test_empty_files_and_control_characters_in_names(tmp_path, capsys) -> None:
+    empty = tmp_path / "a.csv"
+    empty.write_bytes(b"")
+    assert "first line is empty" in refused(empty, tmp_path / "o").reason
+    hostile = tmp_path / "b.csv"
+    hostile.write_bytes(b"idremote,\x1b[2Jmsisdn\nA1,0612345678\n")
+    args = ["prepare", str(hostile), "--service-id", "12345", "--campaign", "p", "--sender", "S"]
+    assert main([*args, "--message", "Hi", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\\x1b[2Jmsisdn" in err
