@@ -19,7 +19,8 @@ class SandboxFactory:
 
     def __init__(self, root: Path, **defaults: Any) -> None:
         self.root = root
-        self.defaults = {"port": 0, "seed": 7, "poll_interval": 0.05, **defaults}
+        # fsync off: a test's "crash" kills a process, never the machine (docs/SANDBOX.md).
+        self.defaults = {"port": 0, "seed": 7, "poll_interval": 0.05, "fsync": False, **defaults}
         self.started: list[Sandbox] = []
 
     def __call__(self, **changes: Any) -> Sandbox:

@@ -34,6 +34,7 @@ from smsdrop.sandbox.layout import Layout
 from smsdrop.sandbox.replies import read_requests, write_request
 from smsdrop.sandbox.scheduler import Scheduler
 from smsdrop.sandbox.server import Context, SandboxSSHServer, load_authorized_keys
+from smsdrop.sandbox.state import StateStore, Tail, read_tail
 
 __all__ = ["Sandbox", "load_or_create_key"]
 
@@ -231,8 +232,19 @@ class Sandbox:
     # --- inside ---------------------------------------------------------------------------
 
     def _prepare(self) -> None:
-        """Files and keys, in the caller's thread (errors surface as plain exceptions)."""
+        """Files, keys and saved state, in the caller's thread (errors surface as plain
+        exceptions). On a root that ran before, the clock resumes where it was (state)."""
         self.layout.create()
+        self._store = StateStore(self.layout.state, durable=self.config.fsync)
+        self._saved = self._store.load()
+        self._tail: Tail = read_tail(self.layout.root, self._saved.log_offset if self._saved else 0)
+        resumed = [
+            t for t in (self._store.resumed_clock(self.clock.speed, self._saved), self._tail.latest)
+            if t is not None
+        ]  # fmt: skip
+        if resumed:
+            start = max([*resumed, self.config.start] if self.config.start else resumed)
+            self.clock = SimClock(start, self.config.speed)
         key_path = self.config.host_key or self.layout.host_key
         self.host_key = load_or_create_key(key_path, "smsdrop-sandbox-host")
         self._keys = (
@@ -279,6 +291,8 @@ class Sandbox:
         scheduler = Scheduler(self.clock, executor, self._on_error)
         ages = FileAges()
         engine = Engine(config, self.layout, self.clock, log_, scheduler, ages)
+        engine.store = self._store
+        rejected = engine.recover(self._saved, self._tail)
         open_files = OpenFiles()
         intake = Intake(
             config,
@@ -309,7 +323,7 @@ class Sandbox:
         )
         self.port = acceptor.get_port()
         tasks = [loop.create_task(scheduler.run(), name="scheduler")]
-        intake.start(loop)
+        intake.start(loop, frozenset(rejected))
         tasks.append(loop.create_task(self._housekeeping()))
         log_.emit(
             "sandbox_started",
@@ -349,12 +363,17 @@ class Sandbox:
     async def _round(self) -> None:
         """One housekeeping round (on the loop); the file work runs on the worker."""
         self._intake.scan()
+        self._store.save_clock(self.clock.now())
         busy = self._open_files.inodes()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._chores, self._engine, busy)
 
     def _chores(self, engine: Engine, busy: frozenset[int]) -> None:
         for path, request in read_requests(self.layout.inbox):
+            request_id = str(request.get("id"))
+            if request_id in engine.taken:  # taken before a kill, its file not yet removed
+                path.unlink(missing_ok=True)
+                continue
             kind = request.get("type")
             if kind == "reply":
                 engine.inject_reply(
@@ -368,5 +387,7 @@ class Sandbox:
                 self._events.emit(
                     "clock_advanced", self.clock.now(), seconds=seconds, request=request.get("id")
                 )
+            engine.taken[request_id] = None
             path.unlink(missing_ok=True)
+            engine.commit()
         engine.sweep(self.clock.now(), busy)

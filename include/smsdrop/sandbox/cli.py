@@ -135,6 +135,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--lock-delay", type=float, default=0.0, help="real seconds before .lock")
     g.add_argument("--max-write-len", type=int, default=261_120)
     g.add_argument("--ciphers", help="comma-separated SSH ciphers to offer (default: AES-GCM)")
+    g.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="do not fsync the saved state (faster; a killed process still loses nothing)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
 
     p = cmds.add_parser("reply", help="a recipient replies (STOP keywords also go to STOP)")
@@ -203,6 +208,7 @@ def _config(args: argparse.Namespace):
             max_auth_failures=args.max_auth_failures,
             auth_failure_delay=args.auth_failure_delay,
             auth_failure_delay_max=max(30.0, args.auth_failure_delay),
+            fsync=not args.no_fsync,
         )
     except ValueError as error:
         raise InputError(str(error)) from None

@@ -145,6 +145,9 @@ class SandboxConfig:
     it is cut), ``auth_failure_delay`` / ``auth_failure_delay_max`` (real seconds an address
     waits per attempt after failures, doubling per failure).
 
+    State: ``fsync`` (each commit of the state of campaigns in flight is fsync'ed; tests
+    turn it off for speed: a killed process loses nothing either way).
+
     Timing (simulated): ``start`` and ``speed`` of the clock, ACK delays by volume,
     ``retention``, reply delays. Real time: ``poll_interval`` (the watcher's safety net),
     ``lock_delay`` (0: the provider locks at once).
@@ -185,6 +188,7 @@ class SandboxConfig:
     max_auth_failures: int = 3
     auth_failure_delay: float = 1.0
     auth_failure_delay_max: float = 30.0
+    fsync: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from smsdrop.csvfile import quote_field
 from smsdrop.msisdn import classify, mask_one
-from smsdrop.naming import FileKind
+from smsdrop.naming import FileKind, parse_name
 from smsdrop.reports import write_reply_line
 from smsdrop.sandbox.clock import SimClock
 from smsdrop.sandbox.config import MO_TEXTS, STATUSES, STOP_SPELLINGS, Outcome, SandboxConfig
@@ -41,11 +41,13 @@ from smsdrop.sandbox.plan import (
     Draws,
     Plan,
     ack_operator_ids,
+    build_plan,
     draw,
     schedule,
 )
 from smsdrop.sandbox.replies import is_stop
 from smsdrop.sandbox.scheduler import Scheduler
+from smsdrop.sandbox.state import Saved, StateStore, Tail
 
 __all__ = ["Engine", "FileAges", "ack_bytes"]
 
@@ -56,6 +58,8 @@ _STATUS_NAMES = pa.array([o.value for o in OUTCOMES], _LS)
 _IDSTATUS = pa.array([str(STATUSES[o].idstatus) for o in OUTCOMES], _LS)
 _SENT_CODES = np.array([CODE[o] for o in OUTCOMES if STATUSES[o].sent], dtype=np.int8)
 _JSON_SAFE = r"^[A-Za-z0-9+]*$"
+#: How many taken inbox request ids the snapshot keeps.
+TAKEN_KEPT = 10_000
 
 
 def _s(text: str) -> pa.Scalar:
@@ -129,25 +133,53 @@ class FileAges:
         with self._lock:
             self._times.pop((str(path), inode), None)
 
+    def dump(self) -> list[list[Any]]:
+        """``[[path, inode, iso instant], …]`` for the snapshot."""
+        with self._lock:
+            return [[path, inode, stamp(at)] for (path, inode), at in self._times.items()]
+
+    def load(self, rows: list[list[Any]]) -> None:
+        with self._lock:
+            for path, inode, at in rows:
+                self._times[(str(path), int(inode))] = datetime.fromisoformat(at)
+
 
 @dataclass
 class Campaign:
-    """One accepted file on its way: outcomes so far, batches left, replies to come."""
+    """One accepted file on its way: outcomes so far, batches left, replies to come.
+
+    ``outcome`` (int8 code per row, -1 until decided), ``replied`` (the row's simulated
+    reply is recorded), ``batches_done`` and ``ack_written`` are what a snapshot keeps
+    (:mod:`smsdrop.sandbox.state`); the reply heap is rebuilt from them.
+    """
 
     plan: Plan
     draws: Draws
     batches: list[Batch]
     accepted_at: datetime
-    outcome: np.ndarray = field(init=False)  # int8 code per row, -1 until decided
-    batches_left: int = field(init=False)
+    outcome: np.ndarray = field(init=False)
+    replied: np.ndarray = field(init=False)
+    batches_done: set[int] = field(default_factory=set)
     last_send: datetime | None = None
     replies: list[tuple[datetime, int]] = field(default_factory=list)  # heap (time, row)
     pump_at: datetime | None = None
     ack_written: bool = False
+    generation: int = 0
+    dirty: bool = True
 
     def __post_init__(self) -> None:
         self.outcome = np.full(self.plan.size, -1, dtype=np.int8)
-        self.batches_left = len(self.batches)
+        self.replied = np.zeros(self.plan.size, dtype=bool)
+
+    @property
+    def batches_left(self) -> int:
+        return len(self.batches) - len(self.batches_done)
+
+    def batch_of_row(self) -> np.ndarray:
+        index = np.full(self.plan.size, -1, dtype=np.int32)
+        for number, batch in enumerate(self.batches):
+            index[batch.rows] = number
+        return index
 
 
 class Engine:
@@ -166,41 +198,297 @@ class Engine:
         self.events, self.scheduler, self.ages = events, scheduler, ages
         self.balance = config.balance
         self.campaigns: dict[str, Campaign] = {}
+        self.store: StateStore | None = None  # set by the Sandbox: commits after each change
+        #: Inbox request ids taken (the latest ones): a request file a kill left behind
+        #: after it was taken is removed at the next look, never taken twice.
+        self.taken: dict[str, None] = {}
 
     # --- acceptance and sending ---------------------------------------------------------
 
-    def accept(self, plan: Plan, accepted_at: datetime) -> Campaign:
-        """Schedule an accepted file's messages (worker thread)."""
+    def accept(self, plan: Plan, accepted_at: datetime, announce: bool = True) -> Campaign:
+        """Schedule an accepted file's messages (worker thread); once per name.
+
+        ``announce`` False: recovery of a campaign whose ``campaign_scheduled`` is logged.
+        """
+        known = self.campaigns.get(plan.stem)
+        if known is not None:
+            return known
+        campaign = self._admit(plan, accepted_at, announce)
+        self.commit()
+        self.resume(campaign, accepted_at)
+        return campaign
+
+    def _admit(self, plan: Plan, accepted_at: datetime, announce: bool) -> Campaign:
+        """A new campaign: batches and draws fixed (and saved), announced, not scheduled."""
         batches = schedule(plan, accepted_at, self.config)
         campaign = Campaign(plan, draw(plan, self.config), batches, accepted_at)
         self.campaigns[plan.stem] = campaign
-        self.events.emit(
-            "campaign_scheduled",
-            accepted_at,
-            file=plan.file,
-            messages=plan.size,
-            due=stamp(plan.name.at),
-            batches=[
-                {
-                    "at": stamp(b.at),
-                    "messages": len(b.rows),
-                    "rejected": b.rejected,
-                    "reason": b.reason,
-                }
-                for b in batches
-            ],
-        )
-        for index, batch in enumerate(batches):
-            self.scheduler.at(batch.at, self.send_batch, plan.stem, index)
-        if not batches:
-            self._finish_sending(campaign, accepted_at)
+        if self.store is not None:
+            draws = campaign.draws
+            self.store.save_static(
+                plan.stem,
+                batch=campaign.batch_of_row(),
+                network=draws.network,
+                reply=draws.reply,
+                reply_delay=draws.reply_delay,
+                reply_text=draws.reply_text,
+            )
+        if announce:
+            self.events.emit(
+                "campaign_scheduled",
+                accepted_at,
+                file=plan.file,
+                messages=plan.size,
+                due=stamp(plan.name.at),
+                batches=[
+                    {
+                        "at": stamp(b.at),
+                        "messages": len(b.rows),
+                        "rejected": b.rejected,
+                        "reason": b.reason,
+                    }
+                    for b in batches
+                ],
+            )
         return campaign
 
+    def resume(self, campaign: Campaign, now: datetime) -> None:
+        """Schedule what is left of a campaign: batches, then its ACK; its reply pump."""
+        for index, batch in enumerate(campaign.batches):
+            if index not in campaign.batches_done:
+                self.scheduler.at(batch.at, self.send_batch, campaign.plan.stem, index)
+        if campaign.batches_left == 0 and not campaign.ack_written:
+            self._finish_sending(campaign, now)
+        self._arm_pump(campaign)
+
+    def restore(self, plan: Plan, meta: dict[str, Any], static: dict, dynamic: dict) -> Campaign:
+        """A campaign as a snapshot saved it (no event, nothing scheduled yet)."""
+        batch_of_row = static["batch"]
+        batches = [
+            Batch(
+                datetime.fromisoformat(b["at"]),
+                np.flatnonzero(batch_of_row == number).astype(np.int64),
+                bool(b["rejected"]),
+                str(b["reason"]),
+            )
+            for number, b in enumerate(meta["batches"])
+        ]
+        draws = Draws(
+            static["network"], static["reply"], static["reply_delay"], static["reply_text"]
+        )
+        campaign = Campaign(plan, draws, batches, datetime.fromisoformat(meta["accepted_at"]))
+        campaign.outcome = dynamic["outcome"].astype(np.int8)
+        campaign.replied = dynamic["replied"].astype(bool)
+        campaign.batches_done = set(meta["batches_done"])
+        campaign.last_send = (
+            datetime.fromisoformat(meta["last_send"]) if meta.get("last_send") else None
+        )
+        campaign.ack_written = bool(meta["ack_written"])
+        campaign.generation = int(meta["generation"])
+        campaign.dirty = False
+        self.campaigns[plan.stem] = campaign
+        return campaign
+
+    def rebuild_replies(self, campaign: Campaign) -> None:
+        """The heap of simulated replies still to come: delivered, drawn to reply, not yet
+        recorded; each at its batch's send time plus its drawn delay."""
+        draws = campaign.draws
+        rows = np.flatnonzero(
+            (campaign.outcome == CODE[Outcome.DELIVERED])
+            & (draws.reply != NO_REPLY)
+            & ~campaign.replied
+        )
+        if not len(rows):
+            return
+        batch_of_row = campaign.batch_of_row()
+        sent_at = [campaign.batches[b].at for b in batch_of_row[rows].tolist()]
+        delays = draws.reply_delay[rows].tolist()
+        campaign.replies = [
+            (at + timedelta(seconds=delay), row)
+            for at, delay, row in zip(sent_at, delays, rows.tolist(), strict=True)
+        ]
+        heapq.heapify(campaign.replies)
+
+    # --- recovery (at start, before anything runs) --------------------------------------
+
+    def recover(self, saved: Saved | None, tail: Tail) -> set[str]:
+        """Rebuild the campaigns in flight from the snapshot and the log after it, repair
+        what a kill left half-done, schedule what is left. Returns the stems the log says
+        were rejected (their ``.lock``, if still there, only needs its rename).
+
+        See :mod:`smsdrop.sandbox.state` for why this is enough for "never twice, never lost".
+        """
+        assert self.store is not None
+        self.taken.update(dict.fromkeys(saved.document.get("requests", []) if saved else []))
+        self.taken.update(dict.fromkeys(sorted(tail.requests)))
+        if saved is not None:
+            self.balance = saved.document.get("balance", self.config.balance)
+            self.ages.load(saved.document.get("ages", []))
+            for stem, meta in saved.campaigns.items():
+                plan = self._plan(stem, meta["file"])
+                if plan is None:
+                    continue
+                self.restore(
+                    plan,
+                    meta,
+                    saved.arrays(stem, "static"),
+                    saved.arrays(stem, "dynamic", int(meta["generation"])),
+                )
+        scheduled = {e["file"] for e in tail.of("campaign_scheduled")}
+        by_file = {c.plan.file: c for c in self.campaigns.values()}
+        rejected: set[str] = set()
+        appended: dict[str, int] = {}
+        for event in tail.events:
+            kind, at = event["kind"], datetime.fromisoformat(event["at"])
+            if kind == "file_done":
+                stem = event["name"].rsplit(".", 1)[0]
+                if stem not in self.campaigns:
+                    plan = self._plan(stem, event["name"])
+                    if plan is not None:
+                        announce = event["name"] not in scheduled
+                        by_file[plan.file] = self._admit(plan, at, announce)
+                continue
+            if kind == "file_rejected":
+                rejected.add(event["name"].rsplit(".", 1)[0])
+                continue
+            campaign = by_file.get(event.get("file", ""))
+            if campaign is None:
+                continue
+            campaign.dirty = True
+            if kind in ("message_sent", "message_not_sent"):
+                index = int(event["row"]) - 1
+                if campaign.outcome[index] < 0:
+                    campaign.outcome[index] = CODE[Outcome(event["status"])]
+                    if self.balance is not None:
+                        self.balance -= int(event["credits"])
+            elif kind == "batch_done" and "batch" in event:
+                campaign.batches_done.add(int(event["batch"]))
+                campaign.last_send = max(campaign.last_send or at, at)
+            elif kind == "reply_received":
+                if event.get("source") == "simulated" and event.get("row"):
+                    campaign.replied[int(event["row"]) - 1] = True
+                line = write_reply_line(event["msisdn"], at, event["text"], event["idremote"])
+                for name in event.get("reports", []):
+                    appended[name] = appended.get(name, 0) + len(line)
+            elif kind == "report_written" and event.get("report") == "ACK":
+                campaign.ack_written = True
+        self._repair_reports(saved, appended)
+        for campaign in self.campaigns.values():
+            self._repair_ack(campaign)
+        self.commit()
+        for campaign in self.campaigns.values():
+            self.rebuild_replies(campaign)
+            self.resume(campaign, self.clock.now())
+        if self.campaigns:
+            log.info("resumed %d campaign(s) from %s", len(self.campaigns), self.store.folder)
+        return rejected
+
+    def _plan(self, stem: str, file: str) -> Plan | None:
+        assert self.store is not None
+        source = self.store.source(stem, file)
+        if not source.exists():
+            log.warning("%r: its kept SEND file is gone, the campaign cannot resume", file)
+            return None
+        return build_plan(source, file, parse_name(file), self.config)
+
+    def _repair_reports(self, saved: Saved | None, appended: dict[str, int]) -> None:
+        """Cut reply bytes a kill left in SMSMO/STOP without their ``reply_received`` line
+        (appended, not logged): they are produced again, logged this time."""
+        known = dict(saved.document.get("reports", {})) if saved is not None else {}
+        for campaign in self.campaigns.values():
+            for kind in (FileKind.SMSMO, FileKind.STOP):
+                name = campaign.plan.name.with_kind(kind).name
+                path = self.layout.report / name
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:
+                    continue
+                expected = int(known.get(name, 0)) + appended.get(name, 0)
+                if size > expected:
+                    os.truncate(path, expected)
+                    log.warning(
+                        "%r: %d byte(s) of replies were not logged before a stop; cut, "
+                        "they come again",
+                        f"Report/{name}",
+                        size - expected,
+                    )
+
+    def _repair_ack(self, campaign: Campaign) -> None:
+        """An ACK renamed into ``Report/`` by a process killed before it logged it."""
+        name = campaign.plan.name.with_kind(FileKind.ACK).name
+        (self.layout.tmp / name).unlink(missing_ok=True)  # assembled, never renamed: redone
+        if campaign.ack_written or campaign.batches_left:
+            return
+        path = self.layout.report / name
+        if path.exists():
+            when = (campaign.last_send or campaign.accepted_at) + self.config.ack_delay(
+                campaign.plan.size
+            )
+            self.ack_logged(campaign, when, name, path.stat().st_size, recovered=True)
+
+    # --- the snapshot ---------------------------------------------------------------------
+
+    def document(self) -> dict[str, Any]:
+        """The snapshot's JSON part (arrays are written by :meth:`commit`)."""
+        reports = {}
+        for campaign in self.campaigns.values():
+            for kind in (FileKind.SMSMO, FileKind.STOP):
+                name = campaign.plan.name.with_kind(kind).name
+                try:
+                    reports[name] = (self.layout.report / name).stat().st_size
+                except FileNotFoundError:
+                    continue
+        return {
+            "log_offset": self.events.size(),
+            "balance": self.balance,
+            "sim": stamp(self.clock.now()),
+            "wall": stamp(datetime.now(UTC)),
+            "ages": self.ages.dump(),
+            "reports": reports,
+            "requests": list(self.taken)[-TAKEN_KEPT:],
+            "campaigns": {
+                stem: {
+                    "file": c.plan.file,
+                    "accepted_at": stamp(c.accepted_at),
+                    "batches": [
+                        {"at": stamp(b.at), "rejected": b.rejected, "reason": b.reason}
+                        for b in c.batches
+                    ],
+                    "batches_done": sorted(c.batches_done),
+                    "last_send": stamp(c.last_send) if c.last_send else None,
+                    "ack_written": c.ack_written,
+                    "generation": c.generation,
+                }
+                for stem, c in self.campaigns.items()
+            },
+        }
+
+    def commit(self) -> None:
+        """Persist every change made so far (worker thread; after the events are written)."""
+        if self.store is None:
+            return
+        changed = {}
+        for stem, campaign in self.campaigns.items():
+            if campaign.dirty:
+                campaign.generation += 1
+                self.store.save_dynamic(
+                    stem, campaign.generation, outcome=campaign.outcome, replied=campaign.replied
+                )
+                campaign.dirty = False
+                changed[stem] = campaign.generation
+        self.store.commit(self.document(), changed)
+
     def send_batch(self, when: datetime, stem: str, index: int) -> None:
-        """Decide a batch at ``when``: rejected, or sent while the balance lasts."""
+        """Decide a batch at ``when``: rejected, or sent while the balance lasts.
+
+        Once per batch; the rows already decided (logged before a crash) are not decided
+        again, so a batch cut short by a kill is completed, never repeated.
+        """
         campaign = self.campaigns[stem]
+        if index in campaign.batches_done:
+            return
         plan, batch = campaign.plan, campaign.batches[index]
-        rows = batch.rows
+        rows = batch.rows[campaign.outcome[batch.rows] < 0]
         if batch.rejected:
             codes = np.full(len(rows), CODE[Outcome.REJECTED], dtype=np.int8)
             paid = np.zeros(len(rows), dtype=bool)
@@ -215,6 +503,7 @@ class Engine:
             codes = np.where(paid, campaign.draws.network[rows], CODE[Outcome.NO_CREDIT])
             codes = codes.astype(np.int8)
         campaign.outcome[rows] = codes
+        campaign.dirty = True
         credits = int(plan.segments[rows][paid].sum())
         self._message_events(when, plan, rows, codes, paid)
         statuses = _status_counts(codes)
@@ -222,6 +511,7 @@ class Engine:
             "batch_done",
             when,
             file=plan.file,
+            batch=index,
             messages=len(rows),
             sent=int(paid.sum()),
             credits=credits,
@@ -237,9 +527,10 @@ class Engine:
             stamp(when),
             credits,
         )
-        self._queue_replies(campaign, when, rows[paid])
-        campaign.batches_left -= 1
+        campaign.batches_done.add(index)
         campaign.last_send = max(campaign.last_send or when, when)
+        self.commit()
+        self._queue_replies(campaign, when, rows[paid])
         if campaign.batches_left == 0:
             self._finish_sending(campaign, when)
 
@@ -261,8 +552,14 @@ class Engine:
     # --- ACK --------------------------------------------------------------------------
 
     def write_ack(self, when: datetime, stem: str) -> None:
-        """Write ``Report/ACK-….csv``, one line per message of the file, in file order."""
+        """Write ``Report/ACK-….csv``, one line per message of the file, in file order.
+
+        Assembled aside and renamed into ``Report/`` whole, then logged: an ACK found in
+        ``Report/`` without its event after a crash is logged at start (state module).
+        """
         campaign = self.campaigns[stem]
+        if campaign.ack_written:
+            return
         plan = campaign.plan
         codes = campaign.outcome
         sent = np.isin(codes, _SENT_CODES)
@@ -275,19 +572,25 @@ class Engine:
         partial.write_bytes(data)
         os.replace(partial, target)
         self.ages.touch(target, when)
+        self.ack_logged(campaign, when, name, len(data))
+        self.commit()
+        log.info("%r written: %d record(s)", f"Report/{name}", plan.size)
+
+    def ack_logged(
+        self, campaign: Campaign, when: datetime, name: str, size: int, **extra: Any
+    ) -> None:
         campaign.ack_written = True
-        statuses = _status_counts(codes)
         self.events.emit(
             "report_written",
             when,
             report="ACK",
             name=name,
-            file=plan.file,
-            records=plan.size,
-            bytes=len(data),
-            statuses=dict(statuses),
+            file=campaign.plan.file,
+            records=campaign.plan.size,
+            bytes=size,
+            statuses=dict(_status_counts(campaign.outcome)),
+            **extra,
         )
-        log.info("%r written: %d record(s)", f"Report/{name}", plan.size)
 
     # --- replies ------------------------------------------------------------------------
 
@@ -323,6 +626,9 @@ class Engine:
             due.append((at, row, texts[int(draws.reply_text[row])]))
         if due:
             self._replies(campaign, due, source="simulated")
+            campaign.replied[[row for _, row, _ in due]] = True
+            campaign.dirty = True
+            self.commit()
         self._arm_pump(campaign)
 
     def _replies(
@@ -341,7 +647,7 @@ class Engine:
         wall = stamp(datetime.now(UTC))
         lines: dict[FileKind, list[bytes]] = {FileKind.SMSMO: [], FileKind.STOP: []}
         found = []
-        for (at, _, text), msisdn, idremote in zip(replies, numbers, ids, strict=True):
+        for (at, row, text), msisdn, idremote in zip(replies, numbers, ids, strict=True):
             line = write_reply_line(msisdn, at, text, idremote)
             stop = _is_stop(text)
             kinds = [FileKind.SMSMO, FileKind.STOP] if stop else [FileKind.SMSMO]
@@ -353,6 +659,7 @@ class Engine:
                     "at": stamp(at),
                     "wall": wall,
                     "file": plan.file,
+                    "row": int(row) + 1,
                     "reports": [names[k] for k in kinds],
                     "msisdn": msisdn,
                     "idremote": idremote,
@@ -423,6 +730,8 @@ class Engine:
                 deleted.append(name)
                 self.events.emit("file_deleted", when, name=name, reason="retention")
                 log.info("%r deleted: older than %s", name, self.config.retention)
+        if deleted:
+            self.commit()
         return deleted
 
 

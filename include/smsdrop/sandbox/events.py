@@ -77,6 +77,11 @@ class EventLog:
                 self._file.write(data)
                 self._file.flush()
 
+    def size(self) -> int:
+        """Bytes written so far (every event before this call is inside)."""
+        with self._lock:
+            return self._file.tell() if not self._file.closed else self.path.stat().st_size
+
     def close(self) -> None:
         with self._lock:
             self._file.close()

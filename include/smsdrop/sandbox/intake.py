@@ -107,16 +107,38 @@ class Intake:
         policy = EncodingPolicy.UCS2 if config.unicode else EncodingPolicy.TRANSLITERATE
         self.rules = Rules(policy, config.long_sms, "FR", require_e164=True)
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Remember processed names (from the event log) and resume interrupted checks."""
+    def start(
+        self, loop: asyncio.AbstractEventLoop, rejected: frozenset[str] = frozenset()
+    ) -> None:
+        """Remember processed names (from the event log) and resume interrupted checks.
+
+        After a stop (or a kill), a stem the engine already runs only needs its ``.lock``
+        renamed ``.done``, one the log says was rejected its ``.reject``; any other
+        ``.lock``, and any kept SEND file without a verdict, is checked again.
+        """
         self._loop = loop
         for event in iter_events(self.layout.root, "file_locked"):
             self.processed.add(_stem(event["name"]))
+        store = self.engine.store
+        pending: dict[str, str] = {}
+        if store is not None:
+            for folder in sorted(store.campaigns.glob("*")):
+                for kept in folder.glob("*.csv"):
+                    pending[folder.name] = kept.name
         for lock in sorted(self.layout.send.glob("*.lock")):
-            name = lock.name[: -len(".lock")] + ".csv"
-            self.processed.add(_stem(name))
-            self.events.emit("file_resumed", self.clock.now(), name=name)
-            self._submit(name)
+            pending.setdefault(lock.name[: -len(".lock")], lock.name[: -len(".lock")] + ".csv")
+        for stem, name in sorted(pending.items()):
+            self.processed.add(stem)
+            lock = self.layout.send / f"{stem}.lock"
+            if stem in self.engine.campaigns:
+                self._finish(lock, stem, "done")
+            elif stem in rejected:
+                self._finish(lock, stem, "reject")
+                if store is not None:
+                    store.drop(stem)
+            else:
+                self.events.emit("file_resumed", self.clock.now(), name=name)
+                self._submit(name)
         self.poke()
 
     def poke(self) -> None:
@@ -202,40 +224,42 @@ class Intake:
     def _check(self, name: str) -> None:
         stem = _stem(name)
         lock = self.layout.send / f"{stem}.lock"
-        work = self.layout.work / name
-        work.unlink(missing_ok=True)
-        os.link(lock, work)  # the checker wants the .csv name; the copy survives a deletion
+        store = self.engine.store
+        assert store is not None
+        # Kept under the name as received (the checker reads the name): a hard link, so the
+        # data survives the client deleting its .done, and a restart (state module).
+        source = store.source(stem, name)
+        if not source.exists():
+            store.link_source(lock, stem, name)
         started = time.perf_counter()
-        try:
-            records, problems = self._judge(work)
-            if problems:
-                self._finish(lock, stem, "reject")
-                reasons = Counter(p.reason for p in problems)
-                self.events.emit(
-                    "file_rejected",
-                    self.clock.now(),
-                    name=name,
-                    records=records,
-                    reasons=dict(reasons),
-                    problems=[_problem_dict(p) for p in problems[:PROBLEMS_LOGGED]],
-                    seconds=round(time.perf_counter() - started, 3),
-                )
-                log.info("%r: %s", f"Send/{stem}.reject", ", ".join(sorted(reasons)))
-                return
-            self._finish(lock, stem, "done")
-            now = self.clock.now()
+        records, problems = self._judge(source)
+        if problems:
+            self._finish(lock, stem, "reject")
+            reasons = Counter(p.reason for p in problems)
             self.events.emit(
-                "file_done",
-                now,
+                "file_rejected",
+                self.clock.now(),
                 name=name,
                 records=records,
+                reasons=dict(reasons),
+                problems=[_problem_dict(p) for p in problems[:PROBLEMS_LOGGED]],
                 seconds=round(time.perf_counter() - started, 3),
             )
-            log.info("%r: %d record(s)", f"Send/{stem}.done", records)
-            plan = build_plan(work, name, naming.parse_name(name), self.config)
-            self.engine.accept(plan, now)
-        finally:
-            work.unlink(missing_ok=True)
+            log.info("%r: %s", f"Send/{stem}.reject", ", ".join(sorted(reasons)))
+            store.drop(stem)
+            return
+        self._finish(lock, stem, "done")
+        now = self.clock.now()
+        self.events.emit(
+            "file_done",
+            now,
+            name=name,
+            records=records,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        log.info("%r: %d record(s)", f"Send/{stem}.done", records)
+        plan = build_plan(source, name, naming.parse_name(name), self.config)
+        self.engine.accept(plan, now)
 
     def _judge(self, work: Path) -> tuple[int, list[Problem]]:
         """The provider's verdict: our checker's problems minus those it tolerates."""
@@ -259,8 +283,12 @@ class Intake:
         return report.records, problems
 
     def _finish(self, lock: Path, stem: str, ext: str) -> None:
+        """``.lock`` → ``.done``/``.reject`` (already done when a restart finds no lock)."""
         target = lock.with_name(f"{stem}.{ext}")
-        os.rename(lock, target)
+        try:
+            os.rename(lock, target)
+        except FileNotFoundError:
+            return
         self.ages.touch(target, self.clock.now())
 
 

@@ -2,7 +2,8 @@
 
 The SFTP account is chrooted to the root and sees ``Send/`` and ``Report/`` (the spec's two
 directories). Everything else the sandbox keeps — host key, generated client key, event
-log (personal data), work copies of files being checked, the reply inbox — lives in
+log (personal data), the state of campaigns in flight with their SEND files, the reply
+inbox — lives in
 ``.sandbox/``, which the SFTP server refuses to show or open: a client must never download
 the host's private key or another campaign's numbers.
 """
@@ -43,9 +44,9 @@ class Layout:
         return self.root / EVENTS_FILE
 
     @property
-    def work(self) -> Path:
-        """Work copies (hard links) of SEND files being checked and planned."""
-        return self.private / "work"
+    def state(self) -> Path:
+        """What survives a restart: snapshot, kept SEND files (:mod:`smsdrop.sandbox.state`)."""
+        return self.private / "state"
 
     @property
     def tmp(self) -> Path:
@@ -67,6 +68,6 @@ class Layout:
         return self.private / "client_ed25519"
 
     def create(self) -> None:
-        for path in (self.send, self.report, self.work, self.tmp, self.inbox):
+        for path in (self.send, self.report, self.state, self.tmp, self.inbox):
             path.mkdir(parents=True, exist_ok=True)
         self.private.chmod(0o700)
