@@ -394,7 +394,7 @@ def undecodable(data: bytes, offset: int, encoding: str) -> str:
 
 # --- RFC 4180 structure ----------------------------------------------------------------
 
-#: How many bytes the structure scan looks at in one go (it cuts after a line feed).
+#: How many bytes the structure scan looks at in one go (it cuts after a line end).
 SCAN_CHUNK = 1 << 24
 _QUOTE, _CR, _LF = 0x22, 0x0D, 0x0A
 _LONE_CR = "a line ends with CR alone (only CRLF or LF line ends are read)"
@@ -422,7 +422,7 @@ class StructureScan:
     an unterminated quote. With ``strict_line_ends`` (SEND files) a CR outside quotes must
     be followed by LF, and the lines end in CRLF throughout or in LF throughout.
 
-    Chunks must end just after a line feed (but the last): :func:`line_chunks` cuts them.
+    Chunks must end just after a line end (but the last): :func:`line_chunks` cuts them.
     A chunk without a quote costs a few ``memchr`` and counts.
     """
 
@@ -440,12 +440,16 @@ class StructureScan:
         """Scan the next chunk (scanning stops at the first fault)."""
         if self.fault is not None or not chunk:
             return
-        quotes = np.empty(0, dtype=np.int64)
+        quotes, faults = np.empty(0, dtype=np.int64), []
         if b'"' in chunk:
-            quotes = self._quote_rules(chunk)
-        if self.fault is None and self.strict:
-            self._line_end_rules(chunk, quotes)
-        if self.fault is None:
+            quotes, fault = self._quote_rules(chunk)
+            faults.append(fault)
+        if self.strict:  # right up to a quote fault, which is all that matters: the first wins
+            faults.append(self._line_end_rules(chunk, quotes))
+        found = [fault for fault in faults if fault is not None]
+        if found:
+            self.fault = min(found, key=lambda fault: fault.offset)
+        else:
             self._quotes += len(quotes)
             self._lines += _line_ends(chunk, len(chunk))
             self._offset += len(chunk)
@@ -457,7 +461,7 @@ class StructureScan:
             self.fault = StructureFault("a quoted field is never closed", offset, line)
         return self.fault
 
-    def _quote_rules(self, chunk: bytes) -> np.ndarray:
+    def _quote_rules(self, chunk: bytes) -> tuple[np.ndarray, StructureFault | None]:
         raw = np.frombuffer(chunk, dtype=np.uint8)
         at = np.flatnonzero(raw == _QUOTE)
         opening = (self._quotes + np.arange(len(at))) % 2 == 0
@@ -476,20 +480,20 @@ class StructureScan:
                 if bad_open[index]
                 else "text after a closing quote"
             )
-            self._set(kind, chunk, int(at[index]))
-        elif opening.any():
+            return at, self._fault(kind, chunk, int(at[index]))
+        if opening.any():
             last = int(at[opening][-1])
             self._open = (self._offset + last, self._lines + _line_ends(chunk, last) + 1)
-        return at
+        return at, None
 
-    def _line_end_rules(self, chunk: bytes, quotes: np.ndarray) -> None:
+    def _line_end_rules(self, chunk: bytes, quotes: np.ndarray) -> StructureFault | None:
         crs, crlfs, lfs = chunk.count(b"\r"), chunk.count(b"\r\n"), chunk.count(b"\n")
         if not len(quotes) and self._quotes % 2 == 0:  # no quoted data: all are line ends
             style = "crlf" if lfs == crlfs else ("lf" if crlfs == 0 else None)
             if crs == crlfs and style is not None and self._style in (None, style):
                 if lfs:
                     self._style = style
-                return
+                return None
         raw = np.frombuffer(chunk, dtype=np.uint8)
         ends = np.flatnonzero((raw == _CR) | (raw == _LF))
         before = self._quotes + np.searchsorted(quotes, ends)
@@ -504,16 +508,16 @@ class StructureScan:
         first = min([int(p[0]) for p in (lone, off_style) if len(p)], default=None)
         if first is None:
             self._style = style
-        elif len(lone) and first == lone[0]:
-            self._set(_LONE_CR, chunk, first)
-        else:
-            found = "LF" if style == "crlf" else "CRLF"
-            start = first - 1 if found == "CRLF" else first  # the line end starts at its CR
-            self._set(f"mixes line ends: {found} here, {style.upper()} before", chunk, start)
+            return None
+        if len(lone) and first == lone[0]:
+            return self._fault(_LONE_CR, chunk, first)
+        found = "LF" if style == "crlf" else "CRLF"
+        start = first - 1 if found == "CRLF" else first  # the line end starts at its CR
+        return self._fault(f"mixes line ends: {found} here, {style.upper()} before", chunk, start)
 
-    def _set(self, kind: str, chunk: bytes, position: int) -> None:
+    def _fault(self, kind: str, chunk: bytes, position: int) -> StructureFault:
         line = self._lines + _line_ends(chunk, position) + 1
-        self.fault = StructureFault(kind, self._offset + position, line)
+        return StructureFault(kind, self._offset + position, line)
 
 
 def _line_ends(chunk: bytes, stop: int) -> int:
@@ -522,30 +526,39 @@ def _line_ends(chunk: bytes, stop: int) -> int:
 
 
 def line_chunks(read: Callable[[int], bytes], size: int = SCAN_CHUNK) -> Iterator[bytes]:
-    """Chunks of about ``size`` bytes from ``read``, each cut just after a line feed."""
-    tail = b""
+    """Chunks of about ``size`` bytes from ``read``, each cut just after a line end.
+
+    A cut is after the last LF, else after the last CR that is not the block's last byte
+    (so a CRLF is never split). Pieces without a line end wait in a list, joined once: a
+    file of one endless line costs its size, not its size squared.
+    """
+    pending: list[bytes] = []
     while True:
         block = read(size)
         if not block:
-            if tail:
-                yield tail
+            if pending:
+                yield b"".join(pending)
             return
-        block = tail + block
-        cut = block.rfind(b"\n") + 1
+        cut = block.rfind(b"\n") + 1 or block.rfind(b"\r", 0, len(block) - 1) + 1
         if cut == 0:
-            tail = block
+            pending.append(block)
             continue
-        tail = block[cut:]
-        yield block[:cut]
+        pending.append(block[:cut])
+        yield b"".join(pending)
+        pending = [block[cut:]] if cut < len(block) else []
 
 
 def structure_fault(
-    data: bytes, delimiter: str = ";", *, strict_line_ends: bool = False
+    data: bytes,
+    delimiter: str = ";",
+    *,
+    strict_line_ends: bool = False,
+    chunk_size: int = SCAN_CHUNK,
 ) -> StructureFault | None:
     """The first RFC 4180 fault of ``data`` (UTF-8 or ASCII-compatible bytes), or None."""
     scan = StructureScan(delimiter, strict_line_ends=strict_line_ends)
     stream = io.BytesIO(data)
-    for chunk in line_chunks(stream.read):
+    for chunk in line_chunks(stream.read, chunk_size):
         scan.feed(chunk)
         if scan.fault:
             break

@@ -433,7 +433,7 @@ def _check_structure(path: Path, delimiter: str) -> None:
 
     One pass over the bytes before pyarrow reads them: pyarrow would glue what RFC 4180
     refuses, and cannot say on which line bytes are not UTF-8. Chunks end after a line
-    feed, so no UTF-8 sequence is cut; an ASCII chunk is not decoded at all.
+    end, so no UTF-8 sequence is cut; an ASCII chunk is not decoded at all.
     """
     scan = StructureScan(delimiter)
     lines = 0

@@ -179,3 +179,12 @@ def test_structure_scan_agrees_with_a_strict_reader(text) -> None:
             assert rows == len(records)  # an empty line is a (malformed) record to both
     else:
         assert 1 <= fault.line <= text.count("\n") + text.count("\r") + 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(PIECES, max_size=40).map("".join), st.booleans())
+def test_structure_scan_does_not_depend_on_chunking(text, strict) -> None:
+    data = text.encode()
+    whole = structure_fault(data, ";", strict_line_ends=strict)
+    for size in (1, 2, 3, 7):
+        assert structure_fault(data, ";", strict_line_ends=strict, chunk_size=size) == whole
