@@ -692,6 +692,12 @@ def prepare(
     else:
         optout_list = None
 
+    if _would_replace(audience, out_dir):
+        raise InputError(
+            "the audience is a file prepare writes or clears in the output folder: "
+            "move it or choose another folder",
+            file=str(audience),
+        )
     prepare_folder(out_dir)
     writer = SendFileWriter(
         out_dir,
@@ -824,6 +830,16 @@ def prepare_folder(out_dir: Path) -> None:
         )
     for path in (*sends, *parts, *(out_dir / name for name in OUR_FILES)):
         path.unlink(missing_ok=True)
+
+
+def _would_replace(path: Path, out_dir: Path) -> bool:
+    """Whether ``path`` is one of the names :func:`prepare_folder` clears in ``out_dir``."""
+    try:
+        same = path.resolve().parent == out_dir.resolve()
+    except OSError:
+        return False
+    name = path.name
+    return same and (name in OUR_FILES or _is_send_file(name) or name.endswith(".partial"))
 
 
 def _is_send_file(name: str) -> bool:

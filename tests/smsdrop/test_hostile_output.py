@@ -188,3 +188,17 @@ def test_structure_scan_does_not_depend_on_chunking(text, strict) -> None:
     whole = structure_fault(data, ";", strict_line_ends=strict)
     for size in (1, 2, 3, 7):
         assert structure_fault(data, ";", strict_line_ends=strict, chunk_size=size) == whole
+
+
+def test_an_audience_inside_the_output_folder_is_never_cleared(tmp_path) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    source = audience(tmp_path)
+    inside = out / "rejects.csv"
+    inside.write_bytes(source.read_bytes())
+    with pytest.raises(InputError, match="move it or choose another folder"):
+        prepare(inside, campaign(), out, now=NOW)
+    assert inside.read_bytes() == source.read_bytes()
+    kept = out / "people.csv"  # another name in the same folder is fine
+    kept.write_bytes(source.read_bytes())
+    assert prepare(kept, campaign(), out, now=NOW).valid == 5 and kept.exists()
