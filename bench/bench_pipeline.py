@@ -199,11 +199,10 @@ def pipeline(db: Path, staging: Path, conn_id: str, scratch: Path, workers: int)
     request = Request.from_mapping(REQUEST)
     stage = Stages()
     timings: dict[str, float] = {}
-    with stage("extract"), DuckDBWarehouse(db) as warehouse:
+    with stage("extract"), DuckDBWarehouse(db, read_only=True) as warehouse:
         rows = extract_audience(warehouse, request, staging / AUDIENCE_FILE)
     with stage("prepare"):
-        with DuckDBWarehouse(db) as warehouse:
-            summary = prepare_staged(warehouse, request, staging, timings=timings)
+        summary = prepare_staged(lambda: DuckDBWarehouse(db), request, staging, timings=timings)
         (staging / AUDIENCE_FILE).unlink()  # as the task does: served, personal data
     files = [staging / str(f["name"]) for f in summary.files]
     with stage("contract"):

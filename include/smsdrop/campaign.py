@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from smsdrop import naming, windows
+from smsdrop.audience import audience_query
 from smsdrop.csvfile import MAX_RECORDS
 from smsdrop.errors import InputError
 from smsdrop.gsm import EncodingPolicy
@@ -43,11 +44,7 @@ from smsdrop.prepare import (
 from smsdrop.prepare import template_fields as placeholders
 from smsdrop.validation import FIELD_PATTERNS
 from smsdrop.warehouse import Warehouse
-from smsdrop.warehouse.base import source_query
-from smsdrop.warehouse.migrations import SQL_DIR
 
-#: Audience queries a run may name (``audience="weekly.sql"``) live here.
-AUDIENCE_SQL_DIR = SQL_DIR / "audience"
 AUDIENCE_FILE = "audience.parquet"
 HHMM = re.compile(r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$")
 
@@ -58,7 +55,7 @@ class Request:
 
     campaign_id: str
     service_id: str
-    audience: str  # a table, a SELECT, or a .sql file under include/sql/audience/
+    audience: str  # a table or a .sql file of include/sql/audience/ (see smsdrop.audience)
     message: str  # template with {column} placeholders
     sender: str
     send_at: str = ""  # ISO 8601; no offset = Paris time; empty = as soon as allowed
@@ -138,24 +135,6 @@ class Request:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def audience_query(audience: str, sql_dir: Path = AUDIENCE_SQL_DIR) -> str:
-    """The SELECT behind ``audience``: a table name, a SELECT, or a ``.sql`` file of
-    ``sql_dir`` (by name; no path may leave the folder)."""
-    text = audience.strip()
-    if text.lower().endswith(".sql"):
-        path = (sql_dir / text).resolve()
-        if sql_dir.resolve() not in path.parents:
-            raise InputError(f"must be a file of {sql_dir}", field="audience")
-        if not path.is_file():
-            found = ", ".join(sorted(p.name for p in sql_dir.glob("*.sql"))) or "none"
-            raise InputError(f"no such query file (there are: {found})", file=str(path))
-        text = path.read_text("utf-8")
-    try:
-        return source_query(text)
-    except ValueError as error:
-        raise InputError(str(error), field="audience") from None
 
 
 # --- submitted once ----------------------------------------------------------------------
@@ -241,9 +220,12 @@ def extract_audience(
 ) -> int:
     """Stream the audience's needed columns into a Parquet file; the number of rows.
 
-    Columns are read as text (a leading zero must survive); memory follows the batch.
+    Columns are read as text (a leading zero must survive); memory follows the batch. The
+    audience is untrusted SQL: ``warehouse`` must be opened ``read_only``.
     """
-    query = audience_query(request.audience)
+    if not warehouse.read_only:
+        raise ValueError("the audience is read through a read-only warehouse connection")
+    query = audience_query(request.audience, dialect=warehouse.dialect)
     columns = request.columns()
     present = warehouse.query_columns(query)
     lacking = [c for c in columns if c not in present]
@@ -252,19 +234,22 @@ def extract_audience(
             f"audience lacks column(s) {', '.join(lacking)} (has: {', '.join(present)})",
             field="audience",
         )
-    selected = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in columns)
+    quoted = {c: '"' + c.replace('"', '""') + '"' for c in columns}
+    selected = ", ".join(f"CAST({q} AS VARCHAR) AS {q}" for q in quoted.values())
     schema = pa.schema([(c, pa.string()) for c in columns])
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
     with pq.ParquetWriter(out, schema, compression="lz4") as writer:
-        for batch in warehouse.extract(f"SELECT {selected} FROM ({query}) AS audience", batch_rows):
+        for batch in warehouse.extract(
+            f"SELECT {selected} FROM (\n{query}\n) AS audience", batch_rows
+        ):
             writer.write_table(pa.Table.from_batches([batch]).cast(schema))
             rows += batch.num_rows
     return rows
 
 
 def prepare_staged(
-    warehouse: Warehouse,
+    open_warehouse: Callable[[], Warehouse],
     request: Request,
     staging: Path,
     *,
@@ -274,8 +259,14 @@ def prepare_staged(
     timings: dict[str, float] | None = None,
 ) -> Summary:
     """Prepare the staged audience: SEND files and rejects in ``staging``, rejects saved to
-    the warehouse (masked), opt-outs taken from the warehouse as they are now."""
-    optouts = warehouse.optout_numbers()
+    the warehouse (masked), opt-outs taken from the warehouse as they are now.
+
+    The warehouse is opened (``open_warehouse``) twice, briefly: for the opt-outs, then for
+    the rejects — never across the preparation, so that concurrent runs on an embedded
+    DuckDB file wait seconds for each other, not minutes.
+    """
+    with open_warehouse() as warehouse:
+        optouts = warehouse.optout_numbers()
     summary = prepare(
         staging / AUDIENCE_FILE,
         replace(request.campaign(), max_records=max_records),
@@ -285,8 +276,9 @@ def prepare_staged(
         batch_size=batch_rows,
         timings=timings,
     )
-    for rejects in read_rejects(staging / REJECTS_FILE, batch_rows):
-        warehouse.save_rejects(request.campaign_id, rejects)
+    with open_warehouse() as warehouse:
+        for rejects in read_rejects(staging / REJECTS_FILE, batch_rows):
+            warehouse.save_rejects(request.campaign_id, rejects)
     return summary
 
 

@@ -353,3 +353,45 @@ def test_a_campaign_with_remote_staging(
         == summary["valid"]
     )
     assert not [p for p in store.rglob("*") if p.is_file()]
+
+
+INJECTIONS = [
+    "audience) AS a; DELETE FROM sms_optouts; --",
+    (
+        "SELECT 'x' AS idremote, content AS msisdn, 'a' AS first_name, 'b' AS city "
+        "FROM read_text('/etc/passwd')"
+    ),
+    (
+        "SELECT pg_read_file('/etc/passwd') AS msisdn, 'x' AS idremote, 'a' AS first_name, "
+        "'b' AS city"
+    ),
+    "WITH gone AS (DELETE FROM sms_optouts RETURNING *) SELECT * FROM audience",
+    "COPY sms_optouts TO '/tmp/smsdrop-stolen.csv'",
+]
+
+
+def _sms_tables() -> dict[str, list]:
+    with warehouse_from_connection() as warehouse:
+        _, rows = warehouse._query(
+            "SELECT table_name FROM information_schema.tables WHERE left(table_name, 4) = "
+            "'sms_' AND table_type = 'BASE TABLE' AND table_schema = current_schema()"
+        )
+        return {t: sorted(map(str, warehouse._query(f"SELECT * FROM {t}")[1])) for (t,) in rows}
+
+
+def test_an_injected_audience_changes_nothing_and_uploads_nothing(
+    sandbox: Sandbox, campaign: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even where a deployment allows free SELECTs, each attempt fails at ``start`` (parsed
+    before any connection), leaving every sms_* table as it was and the drop box empty."""
+    monkeypatch.setenv("SMSDROP_ALLOW_SELECT_AUDIENCE", "1")
+    before = _sms_tables()
+    assert before["sms_optouts"]
+    for number, audience in enumerate(INJECTIONS):
+        run = _run(sandbox, audience=audience, campaign_id=f"inject{number}")
+        states = {t: s for t, (s, _) in task_states(run).items()}
+        assert str(run.state) == "failed" and states["start"] == "failed", (audience, states)
+        assert states["extract"] != "success"
+        assert _sms_tables() == before, audience
+    assert not sandbox.events("file_received")
+    assert not Path("/tmp/smsdrop-stolen.csv").exists()

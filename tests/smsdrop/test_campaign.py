@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from smsdrop import campaign, nightly
-from smsdrop.campaign import Request, audience_query
+from smsdrop import nightly
+from smsdrop.audience import AUDIENCE_SQL_DIR, audience_query
+from smsdrop.campaign import Request
 from smsdrop.contract import check_files
 from smsdrop.csvfile import encode_records
 from smsdrop.errors import InputError
@@ -55,14 +56,16 @@ def test_an_unknown_parameter_is_refused() -> None:
         Request.from_mapping({**GOOD, "sendat": "2026-12-01T10:00+01:00"})
 
 
-def test_audience_is_a_table_a_select_or_a_query_file(tmp_path: Path) -> None:
+def test_audience_is_a_table_a_query_file_or_an_allowed_select(tmp_path: Path) -> None:
     (tmp_path / "vip.sql").write_text("SELECT * FROM customers WHERE vip;\n")
-    assert audience_query("crm.audience", tmp_path) == "SELECT * FROM crm.audience"
-    assert audience_query("SELECT 1 AS x", tmp_path) == "SELECT 1 AS x"
-    assert audience_query("vip.sql", tmp_path) == "SELECT * FROM customers WHERE vip"
+    assert audience_query("crm.audience", sql_dir=tmp_path) == "SELECT * FROM crm.audience"
+    assert audience_query("vip.sql", sql_dir=tmp_path) == "SELECT * FROM customers WHERE vip"
+    with pytest.raises(InputError, match="a free SELECT is off"):
+        audience_query("SELECT 1 AS x", sql_dir=tmp_path)
+    assert audience_query("SELECT 1 AS x", sql_dir=tmp_path, allow_select=True) == "SELECT 1 AS x"
     with pytest.raises(InputError, match=r"no such query file \(there are: vip.sql\)"):
-        audience_query("other.sql", tmp_path)
-    assert campaign.AUDIENCE_SQL_DIR.is_dir()  # where the DAG looks
+        audience_query("other.sql", sql_dir=tmp_path)
+    assert AUDIENCE_SQL_DIR.is_dir()  # where the DAG looks
 
 
 # --- nightly ------------------------------------------------------------------------------

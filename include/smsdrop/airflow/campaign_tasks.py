@@ -15,7 +15,11 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from smsdrop.airflow import staging
-from smsdrop.airflow.warehouse import WAREHOUSE_CONN_ID, warehouse_from_connection
+from smsdrop.airflow.warehouse import (
+    WAREHOUSE_CONN_ID,
+    warehouse_dialect,
+    warehouse_from_connection,
+)
 from smsdrop.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -104,13 +108,18 @@ def _running(dag_id: str, run_id: str) -> bool:
 
 def extract(request: dict[str, Any], run_id: str) -> dict[str, Any]:
     """The audience from the warehouse into the run's staging folder (Parquet)."""
+    from smsdrop.audience import audience_query
     from smsdrop.campaign import AUDIENCE_FILE, extract_audience
 
     req = _request(request)
+    try:  # checked in the warehouse's own dialect before any connection is opened
+        audience_query(req.audience, dialect=warehouse_dialect(WAREHOUSE_CONN_ID))
+    except InputError as error:
+        raise AirflowFailException(f"audience: {error}") from None
     folder = staging.run_folder(req.campaign_id, run_id)
     with (
         staging.working_dir(folder) as local,
-        warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse,
+        warehouse_from_connection(WAREHOUSE_CONN_ID, read_only=True) as warehouse,
     ):
         try:
             rows = extract_audience(warehouse, req, local / AUDIENCE_FILE, batch_rows=BATCH_ROWS)
@@ -127,14 +136,18 @@ def prepare(request: dict[str, Any], extracted: dict[str, Any]) -> dict[str, Any
     req = _request(request)
     folder = staging.ObjectStoragePath(extracted["staging"])
     with staging.working_dir(folder, fetch=True) as local:
+        try:
+            summary = prepare_staged(
+                lambda: warehouse_from_connection(WAREHOUSE_CONN_ID),
+                req,
+                local,
+                batch_rows=BATCH_ROWS,
+                max_records=MAX_RECORDS,
+            )
+        except InputError as error:
+            raise AirflowFailException(f"preparation: {error}") from None
+        status = "dry_run" if req.dry_run else ("prepared" if summary.valid else "empty")
         with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
-            try:
-                summary = prepare_staged(
-                    warehouse, req, local, batch_rows=BATCH_ROWS, max_records=MAX_RECORDS
-                )
-            except InputError as error:
-                raise AirflowFailException(f"preparation: {error}") from None
-            status = "dry_run" if req.dry_run else ("prepared" if summary.valid else "empty")
             warehouse.record_campaign(
                 req.campaign_id, req.service_id, status=status, summary=summary
             )

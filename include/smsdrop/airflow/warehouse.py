@@ -113,29 +113,48 @@ def postgres_dsn(conn: Any) -> str:
     return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
 
-def warehouse_from_connection(conn_id: str = WAREHOUSE_CONN_ID) -> Warehouse:
+def _connection(conn_id: str) -> Any:
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def _kind(conn: Any, conn_id: str) -> str:
+    """``duckdb`` or ``postgres`` for a connection (None: the default DuckDB file)."""
+    kind = "duckdb" if conn is None else (conn.conn_type or "").lower()
+    if kind == "postgresql":
+        kind = "postgres"
+    if kind not in ("duckdb", "postgres"):
+        raise ValueError(
+            f"connection {conn_id!r} is of type {conn.conn_type!r}; the warehouse is 'duckdb' "
+            "or 'postgres'"
+        )
+    return kind
+
+
+def warehouse_dialect(conn_id: str = WAREHOUSE_CONN_ID) -> str:
+    """The SQL dialect of the connection's warehouse (``duckdb`` or ``postgres``), known
+    without connecting: untrusted SQL is checked in it before any connection is opened."""
+    return _kind(_connection(conn_id), conn_id)
+
+
+def warehouse_from_connection(
+    conn_id: str = WAREHOUSE_CONN_ID, *, read_only: bool = False
+) -> Warehouse:
     """The :class:`~smsdrop.warehouse.Warehouse` of an Airflow connection (not migrated).
 
     ``duckdb`` → :class:`~smsdrop.warehouse.DuckDBWarehouse`; ``postgres`` (or
     ``postgresql``) → :class:`~smsdrop.warehouse.PostgresWarehouse`; no such connection → the
-    default DuckDB file. Use it as a context manager (it holds a database connection).
+    default DuckDB file. ``read_only`` opens it for an untrusted query (the audience): a
+    sandboxed read-only DuckDB connection, or READ ONLY PostgreSQL transactions. Use it as a
+    context manager (it holds a database connection).
     """
     from smsdrop.warehouse import DuckDBWarehouse, PostgresWarehouse
 
-    try:
-        conn = BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        path = duckdb_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return DuckDBWarehouse(path)
-    kind = (conn.conn_type or "").lower()
-    if kind == "duckdb":
-        path = DuckDBHook(smsdrop_warehouse_conn_id=conn_id).path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return DuckDBWarehouse(path)
-    if kind in ("postgres", "postgresql"):
-        return PostgresWarehouse(postgres_dsn(conn))
-    raise ValueError(
-        f"connection {conn_id!r} is of type {conn.conn_type!r}; the warehouse is 'duckdb' or "
-        "'postgres'"
-    )
+    conn = _connection(conn_id)
+    if _kind(conn, conn_id) == "postgres":
+        return PostgresWarehouse(postgres_dsn(conn), read_only=read_only)
+    path = duckdb_path() if conn is None else DuckDBHook(smsdrop_warehouse_conn_id=conn_id).path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return DuckDBWarehouse(path, read_only=read_only)

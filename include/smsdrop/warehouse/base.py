@@ -106,6 +106,8 @@ class Warehouse(ABC):
     """
 
     dialect: ClassVar[str]
+    #: Opened for untrusted queries only (see the engines): no write can succeed.
+    read_only: bool = False
 
     def __init__(
         self, *, sql_dir: Path = SQL_DIR, keywords: Sequence[str] = OPTOUT_KEYWORDS
@@ -544,7 +546,7 @@ class Warehouse(ABC):
 
     def query_columns(self, sql_or_table: str) -> list[str]:
         """The column names of a table or a SELECT (nothing is read)."""
-        names, _ = self._query(f"SELECT * FROM ({source_query(sql_or_table)}) AS q LIMIT 0")
+        names, _ = self._query(f"SELECT * FROM (\n{source_query(sql_or_table)}\n) AS q LIMIT 0")
         return names
 
     def query_frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:

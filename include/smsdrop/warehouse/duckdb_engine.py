@@ -2,21 +2,79 @@
 
 Bulk loads register the Arrow table as a view and run one ``INSERT … SELECT … ON CONFLICT``;
 extraction is DuckDB's Arrow stream (``to_arrow_reader``) on a cursor of its own.
+
+DuckDB lets one process at a time hold a file for writing (or any number of processes for
+reading, when none writes). Concurrent Airflow tasks on the embedded default therefore take
+turns: opening a file another process holds waits, with a growing pause, up to
+``lock_timeout`` seconds (``SMSDROP_DUCKDB_LOCK_TIMEOUT``, default 600), and every task
+holds the file only for its database work, never across an SFTP transfer or a wait.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import duckdb
 import pyarrow as pa
 
 from smsdrop.warehouse.base import Warehouse, rebatch, source_query
 
-__all__ = ["DuckDBWarehouse"]
+__all__ = ["LOCK_TIMEOUT_ENV", "DuckDBWarehouse"]
+
+log = logging.getLogger(__name__)
+
+LOCK_TIMEOUT_ENV: Final = "SMSDROP_DUCKDB_LOCK_TIMEOUT"
+_LOCK_ERRORS: Final = ("Could not set lock", "Conflicting lock")
+
+
+def _lock_timeout() -> float:
+    try:
+        return max(0.0, float(os.environ.get(LOCK_TIMEOUT_ENV, "600")))
+    except ValueError:
+        return 600.0
+
+
+def connect(path: str, *, read_only: bool, lock_timeout: float | None = None) -> Any:
+    """A DuckDB connection to ``path``, waiting while another process holds the file.
+
+    A read-only connection is also sandboxed for untrusted queries: no file system or
+    network access, no extension loading, and its configuration locked so a query cannot
+    lift that.
+    """
+    timeout = _lock_timeout() if lock_timeout is None else lock_timeout
+    deadline = time.monotonic() + timeout
+    pause, waited = 0.02, False
+    while True:
+        try:
+            con = duckdb.connect(path, read_only=read_only)
+            break
+        except duckdb.IOException as error:
+            if not any(text in str(error) for text in _LOCK_ERRORS):
+                raise
+            if time.monotonic() + pause > deadline:
+                raise TimeoutError(
+                    f"the DuckDB warehouse {path} stayed locked by another process for "
+                    f"{timeout:.0f} s (set {LOCK_TIMEOUT_ENV} to wait longer, or use "
+                    "PostgreSQL for parallel runs)"
+                ) from error
+            if not waited:
+                log.info("DuckDB warehouse %s is in use by another process: waiting", path)
+                waited = True
+            time.sleep(pause)
+            pause = min(pause * 1.5, 1.0)
+    con.execute("SET TimeZone = 'UTC'")
+    if read_only:
+        con.execute("SET enable_external_access = false")
+        con.execute("SET autoinstall_known_extensions = false")
+        con.execute("SET autoload_known_extensions = false")
+        con.execute("SET lock_configuration = true")
+    return con
 
 
 def _qmarks(sql: str) -> str:
@@ -27,16 +85,25 @@ class DuckDBWarehouse(Warehouse):
     """:class:`Warehouse` on a DuckDB database file (``":memory:"`` for a throwaway one).
 
     Timestamps are read back in UTC. DuckDB lets one process write a file at a time: open
-    it in the task that needs it and close it (context manager) when done.
+    it in the task that needs it and close it (context manager) when done; opening waits
+    (up to ``lock_timeout`` s) while another process holds it. ``read_only`` opens it for
+    an untrusted query (see :func:`connect`).
     """
 
     dialect = "duckdb"
 
-    def __init__(self, path: str | Path, *, read_only: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        lock_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.path = str(path)
-        self._con = duckdb.connect(self.path, read_only=read_only)
-        self._con.execute("SET TimeZone = 'UTC'")
+        self.read_only = read_only
+        self._con = connect(self.path, read_only=read_only, lock_timeout=lock_timeout)
 
     def close(self) -> None:
         self._con.close()
@@ -85,7 +152,8 @@ class DuckDBWarehouse(Warehouse):
             raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
         cur = self._con.cursor()
         try:
-            cur.execute("SET TimeZone = 'UTC'")
+            if not self.read_only:  # a read-only connection's settings are locked (UTC)
+                cur.execute("SET TimeZone = 'UTC'")
             reader = cur.sql(query).to_arrow_reader(batch_rows)
             yield from rebatch(reader, batch_rows)
         finally:

@@ -68,16 +68,25 @@ class PostgresWarehouse(Warehouse):
     """:class:`Warehouse` on PostgreSQL; ``dsn`` is a libpq connection string or URL.
 
     The connection runs in autocommit mode; every write is in an explicit transaction.
-    Timestamps are read back in UTC.
+    Timestamps are read back in UTC. ``read_only`` is for untrusted queries: every
+    transaction of the session, extraction's included, is ``READ ONLY`` (production should
+    also give it a role that may only read, see docs/SECURITY.md).
     """
 
     dialect = "postgres"
 
-    def __init__(self, dsn: str, **kwargs: Any) -> None:
+    def __init__(self, dsn: str, *, read_only: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dsn = dsn
-        self._con = psycopg.connect(dsn, autocommit=True)
-        self._con.execute("SET TimeZone = 'UTC'")
+        self.read_only = read_only
+        self._con = self._connect()
+
+    def _connect(self) -> psycopg.Connection:
+        con = psycopg.connect(self.dsn, autocommit=True)
+        con.execute("SET TimeZone = 'UTC'")
+        if self.read_only:
+            con.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        return con
         self._tx: psycopg.Transaction | None = None
 
     def close(self) -> None:
@@ -136,12 +145,13 @@ class PostgresWarehouse(Warehouse):
         query = source_query(sql_or_table)
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
-        with psycopg.connect(self.dsn, autocommit=True) as con, con.cursor() as cur:
-            cur.execute("SET TimeZone = 'UTC'")
-            cur.execute(f"SELECT * FROM ({query}) AS q LIMIT 0")
+        with self._connect() as con, con.transaction(), con.cursor() as cur:
+            if self.read_only:
+                cur.execute("SET TRANSACTION READ ONLY")
+            cur.execute(f"SELECT * FROM (\n{query}\n) AS q LIMIT 0")
             names = [d.name for d in cur.description or ()]
             types = {d.name: PG_TO_ARROW.get(d.type_code, pa.string()) for d in cur.description}
-            with cur.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
+            with cur.copy(f"COPY (\n{query}\n) TO STDOUT (FORMAT csv)") as copy:
                 first = copy.read()
                 if not first:
                     return
