@@ -6,9 +6,9 @@ campaigns listed in `include/nightly_campaigns.yaml` are triggered by `sms_campa
 
 1. **start** — checks the parameters; a campaign id already handed to the provider stops
    the run here (nothing is ever sent twice; use a new campaign id to send again).
-2. **extract** — the audience (a table, a SELECT, or a `.sql` file of
-   `include/sql/audience/`) from the `smsdrop_warehouse` connection, in batches, into the
-   run's staging folder.
+2. **extract** — the audience (a table, or a `.sql` file of `include/sql/audience/`; a
+   free SELECT only where `SMSDROP_ALLOW_SELECT_AUDIENCE=1`) from the `smsdrop_warehouse`
+   connection, on a read-only connection, in batches, into the run's staging folder.
 3. **prepare** — message rendered from `{column}` placeholders, numbers and texts
    validated and normalised, opt-outs (`sms_optouts`) and duplicates removed campaign-wide,
    send slot planned inside the destinations' windows, ≤1,000,000-record SEND files
@@ -71,8 +71,9 @@ def _fence(context: dict) -> None:
         ),
         "audience": Param(
             "", type="string", minLength=1,
-            description="a table (audience, schema.audience), a SELECT, or a .sql file of "
-            "include/sql/audience/; columns idremote, msisdn and the message's placeholders",
+            description="a table (audience, schema.audience) or a .sql file of "
+            "include/sql/audience/ (a SELECT only where the deployment allows it); columns "
+            "idremote, msisdn and the message's placeholders",
         ),
         "message": Param(
             "", type="string", minLength=1, format="multiline",
