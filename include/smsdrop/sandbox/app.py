@@ -345,6 +345,7 @@ class Sandbox:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await loop.run_in_executor(executor, lambda: engine.commit(force=True))
             await loop.run_in_executor(
                 None, lambda: executor.shutdown(wait=True, cancel_futures=True)
             )

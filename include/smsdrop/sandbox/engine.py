@@ -13,6 +13,7 @@ import heapq
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -60,6 +61,10 @@ _SENT_CODES = np.array([CODE[o] for o in OUTCOMES if STATUSES[o].sent], dtype=np
 _JSON_SAFE = r"^[A-Za-z0-9+]*$"
 #: How many taken inbox request ids the snapshot keeps.
 TAKEN_KEPT = 10_000
+#: Real seconds between two snapshots at most once (the log after a snapshot is replayed at
+#: start, so a later snapshot loses nothing; it only makes the replay longer). A million-row
+#: campaign pumps replies many times a second: one snapshot each would cost more than them.
+COMMIT_INTERVAL = 0.5
 
 
 def _s(text: str) -> pa.Scalar:
@@ -202,6 +207,7 @@ class Engine:
         #: Inbox request ids taken (the latest ones): a request file a kill left behind
         #: after it was taken is removed at the next look, never taken twice.
         self.taken: dict[str, None] = {}
+        self._committed = 0.0  # time.monotonic() of the last snapshot
 
     # --- acceptance and sending ---------------------------------------------------------
 
@@ -375,7 +381,7 @@ class Engine:
         self._repair_reports(saved, appended)
         for campaign in self.campaigns.values():
             self._repair_ack(campaign)
-        self.commit()
+        self.commit(force=True)
         for campaign in self.campaigns.values():
             self.rebuild_replies(campaign)
             self.resume(campaign, self.clock.now())
@@ -463,10 +469,16 @@ class Engine:
             },
         }
 
-    def commit(self) -> None:
-        """Persist every change made so far (worker thread; after the events are written)."""
+    def commit(self, force: bool = False) -> None:
+        """Persist every change made so far (worker thread; after the events are written).
+
+        At most every :data:`COMMIT_INTERVAL` unless ``force`` (the stop, the recovery).
+        """
         if self.store is None:
             return
+        if not force and time.monotonic() - self._committed < COMMIT_INTERVAL:
+            return
+        self._committed = time.monotonic()
         changed = {}
         for stem, campaign in self.campaigns.items():
             if campaign.dirty:
@@ -704,7 +716,9 @@ class Engine:
     def sweep(self, when: datetime, busy_inodes: frozenset[int]) -> list[str]:
         """Delete files of ``Send/`` and ``Report/`` older than the retention (simulated).
 
-        ``.lock`` files (being processed) and files open for writing are kept.
+        ``.lock`` files (being processed) and files open for writing are kept. A finished
+        campaign (ACK written, no reply to come) is forgotten the retention after its last
+        send, with its kept SEND file.
         """
         deleted = []
         for folder in (self.layout.send, self.layout.report):
@@ -730,7 +744,16 @@ class Engine:
                 deleted.append(name)
                 self.events.emit("file_deleted", when, name=name, reason="retention")
                 log.info("%r deleted: older than %s", name, self.config.retention)
-        if deleted:
+        forgotten = []
+        for stem, campaign in list(self.campaigns.items()):
+            finished = campaign.ack_written and not campaign.replies
+            since = campaign.last_send or campaign.accepted_at
+            if finished and when - since > self.config.retention:
+                del self.campaigns[stem]  # its replies go unmatched from now on
+                if self.store is not None:
+                    self.store.drop(stem)
+                forgotten.append(stem)
+        if deleted or forgotten:
             self.commit()
         return deleted
 
