@@ -57,6 +57,7 @@ __all__ = [
     "format_reply_hour",
     "mask_raw",
     "parse_ack",
+    "parse_ack_tolerant",
     "parse_replies",
     "parse_replies_from",
     "shown",
@@ -470,6 +471,12 @@ def parse_ack(data: bytes, source: str) -> pd.DataFrame:
     return _parse(data, source, ACK_FIELDS, with_received_at=False)
 
 
+def parse_ack_tolerant(data: bytes, source: str) -> Chunk:
+    """A whole ACK file, every record loaded or set aside (``Chunk.quarantined``), never an
+    error on the content: the rules of ``parse_replies_from(..., quarantine=True)``."""
+    return _tolerant(data, source, 0, 1, False, True, ACK_FIELDS)
+
+
 def parse_replies(data: bytes, source: str) -> pd.DataFrame:
     """A whole STOP or SMSMO file → frame with :data:`REPLY_COLUMNS`.
 
@@ -580,7 +587,9 @@ CLEAN_BYTE: Final = "?"
 _SAFE_VALUE: Final = re.compile(r"[0-9 :/.+\-]{0,12}")
 #: Digit runs that may be a phone number (separators allowed inside).
 _NUMBER_RUN: Final = re.compile(r"\+?[0-9](?:[ .\-]?[0-9]){5,}")
-_DATE_OR_HOUR: Final = re.compile(r"[0-9]{8}|[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9:]{4,8}|[0-9/]{10}")
+_DATE_OR_HOUR: Final = re.compile(
+    r"[0-9]{6}|[0-9]{8}|[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{2}/[0-9]{2}/[0-9]{4}"
+)
 
 
 def _clean_handler(error: UnicodeError) -> tuple[str, int]:
@@ -670,10 +679,17 @@ class _Tolerant:
     """One tolerant read: records typed in bulk, the bad ones set aside (error path only)."""
 
     def __init__(
-        self, source: str, offset: int, first_line: int | None, require_msisdn: bool
+        self,
+        source: str,
+        offset: int,
+        first_line: int | None,
+        require_msisdn: bool,
+        fields: Sequence[Field] = REPLY_FIELDS,
+        with_received_at: bool = True,
     ) -> None:
         self.source, self.offset, self.first_line = source, offset, first_line
         self.require_msisdn = require_msisdn
+        self.fields, self.with_received_at = tuple(fields), with_received_at
         self.tables: list[pa.Table] = []  # typed columns, in file order
         self.quarantined: list[Quarantined] = []
 
@@ -714,17 +730,16 @@ class _Tolerant:
         piece = view[start:]
         buf = piece if skip or not piece.startswith(BOM) else b"\n" + piece  # mid-file BOM
         where = _Located(self.source, None, self.offset + start, 0)
-        table = _read_strings(buf, skip, REPLY_FIELDS, where)
+        table = _read_strings(buf, skip, self.fields, where)
         if table.num_rows and self._too_long(table):
             return None
-        columns, refused = _convert(table, REPLY_FIELDS)
+        columns, refused = _convert(table, self.fields)
         if refused or (self.require_msisdn and not pc.all(self._numbers_ok(table)).as_py()):
             return None
         return pa.table(columns)
 
-    @staticmethod
-    def _too_long(table: pa.Table) -> bool:
-        total = pc.add(pc.binary_length(table.column(0)), len(REPLY_FIELDS) - 1)
+    def _too_long(self, table: pa.Table) -> bool:
+        total = pc.add(pc.binary_length(table.column(0)), len(self.fields) - 1)
         for column in table.columns[1:]:
             total = pc.add(total, pc.binary_length(column))
         return bool(pc.max(total).as_py() > MAX_RECORD_BYTES)
@@ -740,13 +755,13 @@ class _Tolerant:
     def _structure(self, rec: _Record) -> tuple[str, str] | None:
         """(field, reason) when the record cannot be a reply line at all."""
         if rec.broken:
-            return _field_name(REPLY_FIELDS, rec, len(rec.body)), "unterminated quoted field"
+            return _field_name(self.fields, rec, len(rec.body)), "unterminated quoted field"
         if len(rec.body) > MAX_RECORD_BYTES:
             return "record", f"record of {len(rec.body)} bytes, longer than {MAX_RECORD_BYTES}"
-        if (found := rec.count()) != len(REPLY_FIELDS):
-            names = ";".join(f.provider for f in REPLY_FIELDS)
-            field = REPLY_FIELDS[found].provider if found < len(REPLY_FIELDS) else "record"
-            return field, f"expected {len(REPLY_FIELDS)} fields {names}, found {found}"
+        if (found := rec.count()) != len(self.fields):
+            names = ";".join(f.provider for f in self.fields)
+            field = self.fields[found].provider if found < len(self.fields) else "record"
+            return field, f"expected {len(self.fields)} fields {names}, found {found}"
         return None
 
     def _salvage(self, buf: bytes, pos: int) -> None:
@@ -794,15 +809,15 @@ class _Tolerant:
         """Typed columns of structurally good records, and (field, reason) of those whose
         values are refused, by index."""
         if not bodies:
-            return pa.table({f.name: pa.array([], _TYPES[f.kind]) for f in REPLY_FIELDS}), {}
+            return pa.table({f.name: pa.array([], _TYPES[f.kind]) for f in self.fields}), {}
         # A leading blank line keeps a BOM at the start of the first record as data.
         joined = b"\n" + b"\n".join(bodies) + b"\n"
         where = _Located(self.source, None, self.offset, 0)
         try:
-            table = _read_strings(joined, 0, REPLY_FIELDS, where)
+            table = _read_strings(joined, 0, self.fields, where)
             if table.num_rows != len(bodies):  # not expected: each body is one record
                 raise ValueError(f"{len(bodies)} records re-read as {table.num_rows}")
-            columns, refused = _convert(table, REPLY_FIELDS)
+            columns, refused = _convert(table, self.fields)
         except Exception:  # noqa: BLE001 - never raise on content: one record at a time
             if len(bodies) == 1:
                 return self._type([])[0], {0: ("record", "unreadable record")}
@@ -812,7 +827,7 @@ class _Tolerant:
         if self.require_msisdn:
             checks.append(
                 (
-                    REPLY_FIELDS[0],
+                    next(f for f in self.fields if f.name == "msisdn"),
                     pc.invert(self._numbers_ok(table)),
                     lambda raw: "not a phone number that can be normalised, found " + shown(raw),
                 )
@@ -822,7 +837,7 @@ class _Tolerant:
             checks.append(
                 (f, converted.invalid, lambda raw, e=expected: f"expected {e}, found {shown(raw)}")
             )
-        order = {f.name: i for i, f in enumerate(REPLY_FIELDS)}
+        order = {f.name: i for i, f in enumerate(self.fields)}
         for f, invalid, describe in sorted(checks, key=lambda c: order[c[0].name]):
             for row in np.flatnonzero(np.asarray(invalid.to_numpy(zero_copy_only=False))):
                 if int(row) not in problems:
@@ -837,17 +852,17 @@ class _Tolerant:
             if found:
                 problems[i] = found[0]
                 table = pa.table(
-                    {f.name: pa.nulls(1, _TYPES[f.kind]) for f in REPLY_FIELDS}
+                    {f.name: pa.nulls(1, _TYPES[f.kind]) for f in self.fields}
                 )  # a placeholder row: its index is in problems, never taken
             tables.append(table)
         return pa.concat_tables(tables), problems
 
     def frame(self) -> pd.DataFrame:
         if not self.tables:
-            return _empty(REPLY_FIELDS, True)
+            return _empty(self.fields, self.with_received_at)
         table = pa.concat_tables(self.tables)
         columns = {name: table.column(name).combine_chunks() for name in table.column_names}
-        return _frame(columns, True)
+        return _frame(columns, self.with_received_at)
 
 
 def _multiline(rec: _Record) -> bool:
@@ -861,6 +876,7 @@ def _tolerant(
     first_line: int | None,
     require_msisdn: bool,
     final: bool,
+    fields: Sequence[Field] = REPLY_FIELDS,
 ) -> Chunk:
     """:func:`parse_replies_from` with ``quarantine=True``.
 
@@ -875,7 +891,9 @@ def _tolerant(
     vectorised path only.
     """
     clean, _ = clean_bytes(data)
-    reader = _Tolerant(source, offset, first_line, require_msisdn)
+    reader = _Tolerant(
+        source, offset, first_line, require_msisdn, fields, with_received_at=fields is REPLY_FIELDS
+    )
     pos = 0
     while True:
         end = len(clean) if final else pos + _complete_prefix(clean[pos:])
@@ -888,7 +906,7 @@ def _tolerant(
             clean,
             end,
             pos,
-            _field_name(REPLY_FIELDS, first, len(first.body)),
+            _field_name(fields, first, len(first.body)),
             f"unterminated quoted field (still open after {MAX_OPEN_LINES} lines or"
             f" {MAX_RECORD_BYTES} bytes: its first line is set aside)",
         )
