@@ -276,3 +276,37 @@ def test_event_log_survives_a_line_torn_by_a_killed_process(tmp_path) -> None:
     log.close()
     assert [e["name"] for e in events(tmp_path, "file_done")] == ["a", "b"]
     assert events(tmp_path, "message_sent") == []
+
+
+def test_sizes_for_the_quota_option() -> None:
+    import argparse
+
+    from smsdrop.sandbox.cli import _size
+
+    assert _size("10G") == 10 * 1024**3 and _size("500m") == 500 * 1024**2
+    assert _size("1048576") == 1048576 and _size("1.5K") == 1536 and _size("none") is None
+    with pytest.raises(argparse.ArgumentTypeError, match="10G"):
+        _size("lots")
+
+
+def test_auth_throttle_doubles_per_failure_and_forgives() -> None:
+    from smsdrop.sandbox.server import AuthThrottle
+
+    throttle = AuthThrottle(base=1.0, cap=4.0)
+    assert throttle.penalty("10.0.0.1") == 0 and throttle.reserve("10.0.0.1") == 0
+    for expected in (1.0, 2.0, 4.0, 4.0):
+        throttle.failed("10.0.0.1")
+        assert throttle.penalty("10.0.0.1") == expected
+    assert throttle.penalty("10.0.0.2") == 0  # per address
+    first, second = throttle.reserve("10.0.0.1"), throttle.reserve("10.0.0.1")
+    assert 3.0 < first <= 4.0 and second - first == pytest.approx(4.0, abs=0.01)  # spaced
+    throttle.succeeded("10.0.0.1")
+    assert throttle.penalty("10.0.0.1") == 0 and throttle.reserve("10.0.0.1") == 0
+
+
+def test_hardening_settings_are_checked() -> None:
+    from smsdrop.sandbox import SandboxConfig
+
+    for bad in ({"quota": -1}, {"max_auth_failures": 0}, {"auth_failure_delay": 60.0}):
+        with pytest.raises(ValueError):
+            SandboxConfig(root=Path("x"), **bad)
