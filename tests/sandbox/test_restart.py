@@ -297,3 +297,95 @@ def test_half_done_reports_are_repaired_at_start(make_sandbox, keys: Keys, momen
         again.settle()
         replies = again.events("reply_received", source="simulated")
         assert len({(e["file"], e["row"]) for e in replies}) == len(replies) == 20
+
+
+TORN = r'''
+import json, os, signal, sys, time
+from datetime import datetime
+from pathlib import Path
+
+from smsdrop.sandbox import Sandbox, SandboxConfig
+from smsdrop.sandbox.events import EventLog
+
+write_lines = EventLog.write_lines
+
+
+def torn(self, data):
+    """Half of the first batch's message lines, the last one torn, then SIGKILL."""
+    if data.startswith(b'{"kind":"message_sent"'):
+        write_lines(self, data[: len(data) // 2 + 7])
+        os.kill(os.getpid(), signal.SIGKILL)
+    write_lines(self, data)
+
+
+EventLog.write_lines = torn
+settings = json.loads(sys.argv[1])
+settings["start"] = datetime.fromisoformat(settings["start"])
+for key in ("authorized_keys", "host_key"):
+    settings[key] = Path(settings[key])
+sandbox = Sandbox(SandboxConfig(**settings)).start()
+print(sandbox.port, flush=True)
+time.sleep(120)
+'''
+
+
+def test_sigkill_in_the_middle_of_a_batch_is_completed_not_repeated(
+    tmp_path: Path, keys: Keys, make_sandbox: MakeSandbox
+) -> None:
+    """The worst moment, made exact: the process dies by SIGKILL while it writes a batch's
+    message lines (half written, the last line torn, no batch_done, no snapshot since the
+    campaign was scheduled). The restart decides only the rest, debits only them."""
+    import json
+    import sys
+
+    root = tmp_path / "torn"
+    settings = {
+        "root": str(root), "port": 0, "seed": 7, "start": START.isoformat(), "balance": 300,
+        "authorized_keys": str(keys.authorized), "host_key": str(keys.host),
+        "poll_interval": 0.05, "fsync": False,
+    }  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TORN, json.dumps(settings)],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        name = "SEND-12345-20261201-0800-torn.csv"
+        data = records(mobiles(500))
+
+        async def send() -> None:
+            async with (
+                asyncssh.connect(
+                    "127.0.0.1", port=port, username="sandbox", known_hosts=None,
+                    client_keys=[str(keys.ed25519)], agent_path=None,
+                ) as conn,
+                conn.start_sftp_client() as sftp,
+            ):  # fmt: skip
+                async with sftp.open(f"Send/{name[:-4]}.tmp", "wb") as handle:
+                    await handle.write(data)
+                await sftp.posix_rename(f"Send/{name[:-4]}.tmp", f"Send/{name}")
+
+        asyncio.run(send())
+        assert proc.wait(60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+    log = (root / ".sandbox" / "events.jsonl").read_bytes()
+    half = len(events(root, "message_sent"))
+    assert 0 < half < 300 and log.count(b'"kind":"message_sent"') == half + 1  # one torn
+    assert not events(root, "batch_done")
+
+    again = make_sandbox(root=root, balance=300)
+    again.wait_for("batch_done")
+    again.settle()
+    decided = sent_once(root)
+    assert len(decided) == 500 and set(decided.values()) == {1}
+    assert len(again.events("message_sent")) == 300  # the first 300 credits, once
+    assert len(again.events("message_not_sent", status="no_credit")) == 200
+    assert sum(e["credits"] for e in again.events("message_sent")) == 300
+    assert again.balance == 0
+    [done] = again.events("batch_done")
+    assert done["messages"] == 500 - half  # only the rest was decided
