@@ -68,6 +68,7 @@ class Deployment:
             "sender": "SMSDROP",
             "send_at": slot.isoformat(),
             "encoding_policy": "transliterate",
+            "upload_lead_minutes": 10080,  # the slot is on the sandbox's clock: upload now
             **changes,
         }
 
@@ -95,6 +96,11 @@ def deployment(
         admin = psycopg.connect(f"{PG} dbname=postgres", autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as error:
         pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {error}")
+    if workers:
+        try:
+            socket.create_connection(("127.0.0.1", 6379), timeout=3).close()
+        except OSError as error:
+            pytest.skip(f"Redis not reachable on 127.0.0.1:6379: {error}")
     folder = tmp_path_factory.mktemp(executor.lower())
     name = f"smsdrop_af_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin.execute(f"CREATE DATABASE {name}")

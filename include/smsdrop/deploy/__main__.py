@@ -32,7 +32,8 @@ from smsdrop.deploy.stack import PROJECT, AirflowStack, StackConfig
 from smsdrop.prepare import plan_slot
 from smsdrop.sandbox import Sandbox, SandboxConfig
 
-SERVICE = PROJECT / "var" / "service"
+#: Everything of the service; ``SMSDROP_SERVICE_DIR`` moves it (the test does).
+SERVICE = Path(os.environ.get("SMSDROP_SERVICE_DIR") or PROJECT / "var" / "service").resolve()
 DAGS = ("sms_campaign", "sms_reports")  # unpaused; the nightly DAG stays paused
 
 
@@ -111,7 +112,6 @@ def banner(stack: AirflowStack, sandbox: Sandbox, warehouse: Path, slot: datetim
         "sender": "SMSDROP",
         "encoding_policy": "transliterate",
     }
-    relative = {name: stack.log_file(name).relative_to(PROJECT) for name in stack.processes}
     return f"""
 smsdrop is running (Ctrl-C stops everything).
 
@@ -123,7 +123,7 @@ smsdrop is running (Ctrl-C stops everything).
   sandbox     127.0.0.1:{sandbox.port}, its clock from {slot:%a %d %b %H:%M %Z} (jumps ahead
               while a file waits for its ACK); event log {sandbox.layout.events}
   warehouse   {warehouse} (DuckDB; connection smsdrop_warehouse)
-  components  {", ".join(f"{n}: {p}" for n, p in relative.items())}
+  components  {stack.config.home}/<name>.log for {", ".join(stack.processes)}
   metadata DB {stack.config.sql_alchemy_conn}
   task logs   {SERVICE / "logs"}
   secrets     {stack.secrets_file} (JWT secret, Fernet key: made once, shared by all)

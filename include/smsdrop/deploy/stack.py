@@ -241,7 +241,8 @@ class AirflowStack:
     # --- the REST API -----------------------------------------------------------------
 
     def api(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
-        """One call to ``/api/v2``; the decoded JSON answer."""
+        """One call to ``/api/v2``; the decoded JSON answer. A GET that times out is asked
+        again (twice): on a loaded machine the single api-server worker can be slow."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
             f"{self.config.base_url}/api/v2/{path.lstrip('/')}",
@@ -249,8 +250,14 @@ class AirflowStack:
             method=method,
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return json.loads(answer.read() or b"null")
+        for attempt in range(3 if method == "GET" else 1):
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as answer:
+                    return json.loads(answer.read() or b"null")
+            except TimeoutError:
+                if attempt == 2 or method != "GET":
+                    raise
+        raise AssertionError("unreachable")
 
     def wait_healthy(self, timeout: float = 180.0) -> dict[str, Any]:
         """Until the metadata DB and every started component report healthy (or a
