@@ -336,3 +336,4 @@ def test_the_hooks_offer_no_weak_algorithm_to_openssh(tmp_path: Path, keys, conn
     for proposal in proposals:
         offered = proposal["ciphers"] + proposal["MACs"]
         assert not [name for name in offered if any(mark in name for mark in WEAK)], proposal
+        assert not [k for k in proposal["KEX algorithms"] if k.endswith("-sha1")], proposal

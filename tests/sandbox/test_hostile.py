@@ -428,3 +428,37 @@ def test_file_names_cannot_forge_log_lines(sandbox, keys: Keys, caplog) -> None:
     messages = [record.getMessage() for record in caplog.records]
     assert any("\\n2026-12-01 INFO" in m for m in messages)  # quoted, visible
     assert not any("\n" in m for m in messages)
+
+
+def test_a_client_asking_for_sftp_version_6_gets_3_and_the_same_rules(sandbox, keys) -> None:
+    """The server speaks SFTP v3 only: v4+ opens (``open56``, guarded too) and attributes
+    (owner names, ACLs) never reach it, whatever the client asks."""
+    from tests.sandbox.conftest import upload
+
+    upload(sandbox, keys.ed25519, NAME, records(mobiles(2)))
+    sandbox.wait_for("file_done", name=NAME)
+
+    async def action() -> None:
+        kwargs = connect_kwargs(sandbox, keys.ed25519)
+        async with (
+            asyncssh.connect(**kwargs) as conn,
+            conn.start_sftp_client(sftp_version=6) as sftp,
+        ):
+            assert sftp.version == 3
+            for path in (f"Send/{DONE}", "Report/ACK-x.csv", "escaped.txt"):
+                for mode in ("wb", "ab", "r+b"):
+                    with pytest.raises(asyncssh.SFTPPermissionDenied):
+                        await sftp.open(path, mode)
+            async with sftp.open(f"Send/{TMP}", "wb") as handle:
+                await handle.write(b"v6")
+            for attrs in (
+                asyncssh.SFTPAttrs(permissions=0o4755),
+                asyncssh.SFTPAttrs(uid=0, gid=0),
+                asyncssh.SFTPAttrs(size=0),
+            ):
+                with pytest.raises(asyncssh.SFTPPermissionDenied):
+                    await sftp.setstat(f"Send/{TMP}", attrs)
+
+    asyncio.run(action())
+    assert (sandbox.layout.send / TMP).read_bytes() == b"v6"
+    assert (sandbox.layout.send / TMP).stat().st_mode & 0o7777 == 0o644

@@ -777,6 +777,10 @@ ASYNC_CIPHERS: Final = [
 ASYNC_MACS: Final = [
     m.decode() for m in asyncssh.mac.get_mac_algs() if not _weak(m, WEAK_MAC_MARKS)
 ]
+#: asyncssh's default key exchanges minus those on SHA-1 (paramiko offers none of them).
+ASYNC_KEX: Final = [
+    k.decode() for k in asyncssh.kex.get_default_kex_algs() if not k.endswith(b"-sha1")
+]
 
 
 class MTargetHookAsync(SFTPHookAsync):
@@ -825,6 +829,7 @@ class MTargetHookAsync(SFTPHookAsync):
                 "config": None,
                 "encryption_algs": ASYNC_CIPHERS,
                 "mac_algs": ASYNC_MACS,
+                "kex_algs": ASYNC_KEX,
             }
             if self.known_hosts and (
                 not isinstance(self.known_hosts, str) or self._should_use_known_hosts()
