@@ -9,6 +9,7 @@ Numbers are compared, never printed: assertion messages show masked numbers only
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from smsdrop.airflow.hooks import MTargetHook, send_name
-from smsdrop.airflow.reports_task import load_reply_reports
+from smsdrop.airflow.reports_task import RefreshFailed, load_reply_reports, refresh_optouts
 from smsdrop.airflow.warehouse import (
     DuckDBHook,
     duckdb_path,
@@ -25,7 +26,7 @@ from smsdrop.airflow.warehouse import (
     warehouse_from_connection,
 )
 from smsdrop.msisdn import mask_one
-from smsdrop.naming import FileKind
+from smsdrop.naming import PARIS, FileKind
 from smsdrop.reports import write_reply_line
 from smsdrop.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse
 from tests.airflow.conftest import postgres_conn
@@ -152,6 +153,82 @@ def test_replies_and_optouts_loaded_incrementally_and_idempotently(
     assert CHATTY not in output and "ok pour samedi" not in output
 
 
+def _garbage(numbers: list[str]) -> tuple[bytes, int]:
+    """Lines appended to a STOP report: bad ones among good ones; (bytes, lines set aside)."""
+    at = "20261201;093000"
+    lines = [
+        b"\0\0\0\r\n",  # NULs only: one field
+        f"{numbers[4]};{at};STOP ".encode() + b"\xff;R4\r\n",  # bad UTF-8: cleaned, loaded
+        f"{numbers[5]};{at};STOP\r\n".encode(),  # a field missing
+        f"appelle moi;{at};STOP;R6\r\n".encode(),  # no number anybody could be suppressed with
+        f"{numbers[7]};20261301;093000;STOP;R7\r\n".encode(),  # no 13th month
+        f"{numbers[8]};{at};STOP;R8\r\n".encode(),  # good, after all of them
+    ]
+    return b"".join(lines), 4
+
+
+def test_bad_records_are_set_aside_and_the_rest_loaded(
+    make_sandbox, connect, warehouse_conn, tmp_path: Path, capfd, caplog
+) -> None:
+    sandbox = make_sandbox(stop_rate=0, mo_rate=0)
+    connect(sandbox.port)
+    hook = MTargetHook()
+    hook.upload_atomic(write_send(tmp_path, NAME, 10), NAME)
+    sandbox.wait_for("batch_done", file=NAME)
+    numbers = msisdns(10)
+    sandbox.reply(numbers[1], "STOP")
+    garbage, bad = _garbage(numbers)
+    with (sandbox.layout.root / "Report" / STOP).open("ab") as out:  # the provider's bytes
+        out.write(garbage)
+    started = time.time()
+
+    run = run_dag(_load_dag())
+    assert str(run.state) == "success", task_states(run)
+    counts = xcom(run, "load_reply_reports")
+    assert (counts["quarantined"], counts["cleaned"], counts["optouts"]) == (
+        bad,
+        4,
+        3,
+    )  # 3 NULs, 1 bad byte
+    state = _state()
+    assert [n for n, _ in state["optouts"]] == sorted([numbers[1], numbers[4], numbers[8]])
+    assert state["offsets"] == {name: hook.report_size(name) for name in (STOP, SMSMO)}
+    with warehouse_from_connection() as wh:
+        aside = wh.query_frame(
+            "SELECT file, byte_offset, byte_length, field, reason, raw_masked"
+            " FROM sms_report_quarantine ORDER BY byte_offset"
+        )
+        assert wh.last_optout_load() is not None
+    assert list(aside["field"]) == ["DATE", "IDREMOTE", "MSISDN", "DATE"]
+    assert set(aside["file"]) == {STOP}
+    size = hook.report_size(STOP)
+    assert int(aside["byte_offset"].iloc[0]) == size - len(garbage)  # where the bytes are
+    bad_lines = [line for line in garbage.splitlines(keepends=True) if b";R4" not in line]
+    assert list(aside["byte_length"]) == [len(line) for line in bad_lines[:4]]
+    stored = " ".join(aside["raw_masked"]) + " ".join(aside["reason"])
+    for number in numbers:
+        assert number not in stored and number[1:] not in stored, mask_one(number)
+    assert "\0" not in stored
+
+    again = run_dag(_load_dag())  # nothing new: nothing set aside twice
+    assert xcom(again, "load_reply_reports")["quarantined"] == 0
+    with warehouse_from_connection() as wh:
+        assert len(wh.query_frame("SELECT * FROM sms_report_quarantine")) == bad
+
+    output = (
+        "".join(capfd.readouterr())
+        + caplog.text
+        + text_of(
+            f
+            for f in (ROOT / "var" / "logs").glob("dag_id=sms_reports/**/*.log")
+            if f.stat().st_mtime >= started
+        )
+    )
+    assert "set aside" in output  # the task log is really looked at
+    for number in numbers:
+        assert number not in output and number[1:] not in output, mask_one(number)
+
+
 @pytest.fixture
 def sent(make_sandbox, connect, tmp_path: Path, monkeypatch) -> Any:
     """A sandbox that sent NAME to 10 numbers; ``smsdrop_warehouse`` is a DuckDB file."""
@@ -249,3 +326,90 @@ def test_other_connection_types_are_refused(monkeypatch) -> None:
 
 
 assert PG_ADMIN_DSN  # the admin DSN the imported fixture uses (SMSDROP_TEST_PG_DSN)
+
+
+def test_one_failing_file_does_not_stop_the_others(sent) -> None:
+    numbers = msisdns(10)
+    sent.reply(numbers[1], "STOP")
+    hook = MTargetHook()
+    with warehouse_from_connection() as wh:
+        wh.migrate()
+        wh.set_offset(SMSMO, 10**6)  # as if SMSMO had been replaced by a shorter file
+        with pytest.raises(RefreshFailed) as info:
+            refresh_optouts(hook, wh)
+        assert list(info.value.failed) == [SMSMO] and "replaced" in str(info.value)
+        assert info.value.result.optouts == 1  # STOP went through
+        assert wh.last_optout_load() is None  # not a successful refresh
+        assert [n for n in wh.optout_numbers()] == [numbers[1]]
+        wh.set_offset(SMSMO, 0)
+        before = datetime.now(UTC)
+        result = refresh_optouts(hook, wh)
+        assert (result.files, result.files_read, result.replies) == (2, 1, 1)
+        assert result.finished_at is not None
+        last = wh.last_optout_load()
+        assert last is not None and before <= last <= datetime.now(UTC)
+        assert last == result.finished_at.replace(microsecond=last.microsecond)
+
+
+def test_a_refresh_is_one_sftp_session_stop_first(sent, caplog) -> None:
+    numbers = msisdns(10)
+    sent.reply(numbers[1], "STOP")
+    sent.reply(numbers[2], CHATTY)
+    before = len(sent.events("connection_accepted"))
+    with warehouse_from_connection() as wh, caplog.at_level("INFO"):
+        wh.migrate()
+        result = refresh_optouts(MTargetHook(), wh)
+    assert len(sent.events("connection_accepted")) == before + 1
+    assert result.files_read == 2
+    loaded = [
+        r.getMessage().split(":")[0] for r in caplog.records if "records loaded" in r.getMessage()
+    ]
+    assert loaded == [STOP, SMSMO]
+
+
+def _old(name: str, data: bytes, root: Path, *, age: float = 2 * 86400) -> Path:
+    path = root / "Report" / name
+    path.write_bytes(data)
+    stamp = time.time() - age
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_tidy_remote_removes_rejects_and_old_loaded_reports(sent, tmp_path: Path) -> None:
+    from smsdrop.airflow import campaign_tasks
+
+    bad = "SEND-12345-20261201-0800-rejected.csv"
+    hook = MTargetHook()
+    hook.upload_atomic(write_send(tmp_path, bad, 3, bad_row=2), bad)
+    sent.wait_for("file_rejected", name=bad)
+    line = write_reply_line(msisdns(1)[0], datetime(2025, 1, 5, 9, tzinfo=UTC), "STOP", "C1")
+    root = sent.layout.root
+    today = datetime.now(PARIS).strftime("%Y%m%d")
+    old_stop = _old("STOP-12345-20250101-0800-old.csv", line, root)
+    unread = _old("SMSMO-12345-20250101-0800-old.csv", line, root)
+    busy = _old("STOP-12345-20250102-0800-busy.csv", line, root, age=60)
+    recent = _old(f"STOP-12345-{today}-0000-recent.csv", line, root)
+    old_ack = _old("ACK-12345-20250101-0800-old.csv", b"", root)
+    with warehouse_from_connection() as wh:
+        wh.migrate()
+        for path in (old_stop, busy, recent):
+            wh.set_offset(path.name, len(line))
+        with wh.transaction():
+            wh._execute(
+                "INSERT INTO sms_deliveries (file, msisdn, idstatus) VALUES (%s, '+33612000000', 1)",
+                (old_ack.name,),
+            )
+    send = root / "Send"
+    assert (send / NAME.replace(".csv", ".done")).exists()
+    assert (send / bad.replace(".csv", ".reject")).exists()
+
+    removed = campaign_tasks.tidy_remote([{"remote_name": NAME}, {"remote_name": bad}])
+    assert removed == 4  # NAME.done, bad.reject, the old loaded STOP and ACK
+    assert not (send / NAME.replace(".csv", ".done")).exists()
+    assert not (send / bad.replace(".csv", ".reject")).exists()
+    assert not old_stop.exists() and not old_ack.exists()
+    assert unread.exists() and busy.exists() and recent.exists()  # not loaded, busy, recent
+    with warehouse_from_connection() as wh:
+        assert wh.get_offset(old_stop.name) == 0  # a new file of that name is read whole
+        assert wh.get_offset(busy.name) == len(line)
+    assert campaign_tasks.tidy_remote([{"remote_name": NAME}]) == 0  # nothing left to do

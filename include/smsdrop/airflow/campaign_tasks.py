@@ -349,25 +349,32 @@ def load_acks(
 
 
 def tidy_remote(files: list[dict[str, Any]], mtarget_conn_id: str = MTARGET_CONN_ID) -> int:
-    """Delete the processed remote files (``Send/name.done``, the loaded ACK), as the
-    provider's good practice asks. Returns how many were removed."""
+    """Delete the processed remote files, as the provider's good practice asks: each SEND
+    file's ``Send/name.done`` or ``Send/name.reject`` and its loaded ACK; then, once
+    loaded, every report of a campaign older than the provider's retention horizon
+    (:func:`smsdrop.airflow.reports_task.remove_old_reports`, 30 days). One SFTP session.
+    Returns how many were removed."""
     from smsdrop.airflow.hooks import MTargetHook
+    from smsdrop.airflow.reports_task import remove_old_reports
     from smsdrop.naming import FileKind, parse_name
 
     hook = MTargetHook(mtarget_conn_id)
     removed = 0
     with hook.get_managed_conn():
-        for f in files:
+        for f in files or []:
             name = parse_name(f["remote_name"])
             for remove, target in (
                 (hook.delete_send_file, name.with_ext("done")),
+                (hook.delete_send_file, name.with_ext("reject")),
                 (hook.delete_report, name.with_kind(FileKind.ACK).name),
             ):
                 try:
                     remove(target)
                     removed += 1
                 except FileNotFoundError:
-                    log.info("%s was gone already", target)
+                    log.info("%s is not there", target)
+        with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
+            removed += len(remove_old_reports(hook, warehouse))
     log.info("removed %d processed remote file(s)", removed)
     return removed
 

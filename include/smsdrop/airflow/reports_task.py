@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from smsdrop.naming import FileKind
@@ -36,6 +36,13 @@ log = logging.getLogger(__name__)
 
 #: The report kinds read, in this order (ACKs are the campaign DAG's).
 KINDS: Final = (FileKind.STOP, FileKind.SMSMO)
+#: A report of a campaign whose slot (the name's DATE-HOUR) is older than this is removed
+#: from ``Report/`` once loaded: the provider keeps files a month (the spec: it "reserves the
+#: rights" to delete files older than that; the sandbox: 30 days), and asks clients to
+#: delete what they processed.
+REPORT_HORIZON: Final = timedelta(days=30)
+#: ... and only when the file has not changed for this long (the provider may be appending).
+REPORT_QUIET: Final = timedelta(hours=1)
 #: Digit runs in an error text that could be (part of) a phone number.
 _DIGITS: Final = re.compile(r"\+?[0-9][0-9 .\-]{4,}[0-9]")
 
@@ -161,6 +168,65 @@ def _load_file(hook: MTargetHook, warehouse: Warehouse, name: str, result: Refre
         log.warning("%s: record at byte %d set aside (%s): %s", name, q.offset, q.field, q.reason)
     if chunk.cleaned:
         log.warning("%s: %d NUL or invalid UTF-8 byte(s) replaced by '?'", name, chunk.cleaned)
+
+
+def remove_old_reports(
+    hook: MTargetHook,
+    warehouse: Warehouse,
+    *,
+    now: datetime | None = None,
+    horizon: timedelta = REPORT_HORIZON,
+    quiet: timedelta = REPORT_QUIET,
+) -> list[str]:
+    """Remove the reports (ACK, STOP, SMSMO) of campaigns older than ``horizon`` that are
+    loaded: a STOP/SMSMO report whose saved offset is its size, an ACK whose lines are in
+    ``sms_deliveries``; unchanged for ``quiet`` at least. Returns the names removed.
+
+    A growing report's offset is set back to 0 *before* the file is removed: if the
+    provider writes it again (a late reply), the new file is read from its start, and a
+    removal that fails only costs an idempotent re-read.
+    """
+    from smsdrop.errors import InvalidName
+    from smsdrop.naming import parse_name
+
+    now = now or datetime.now(UTC)
+    removed: list[str] = []
+    with hook.get_managed_conn() as sftp:
+        for name in hook.list_reports():
+            try:
+                parsed = parse_name(name)
+            except InvalidName:
+                continue
+            if parsed.at > now - horizon:
+                continue
+            try:
+                attrs = sftp.stat(hook.report_path(name))
+            except FileNotFoundError:
+                continue
+            size, changed = int(attrs.st_size or 0), float(attrs.st_mtime or 0)
+            if now.timestamp() - changed < quiet.total_seconds():
+                log.info("%s: changed less than %s ago, kept", name, quiet)
+                continue
+            if parsed.kind is FileKind.ACK:
+                found = warehouse.query_frame(
+                    "SELECT count(*) AS n FROM sms_deliveries WHERE file = %s", (name,)
+                )
+                loaded = int(found["n"][0]) > 0
+            else:
+                loaded = warehouse.get_offset(name) == size
+            if not loaded:
+                log.warning("%s: older than %s but not loaded yet, kept", name, horizon)
+                continue
+            if parsed.kind is not FileKind.ACK:
+                warehouse.set_offset(name, 0)
+            try:
+                hook.delete_report(name)
+            except FileNotFoundError:
+                log.info("%s was gone already", name)
+                continue
+            removed.append(name)
+            log.info("%s: campaign older than %s, loaded: removed", name, horizon)
+    return removed
 
 
 def load_reply_reports(
