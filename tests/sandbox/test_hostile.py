@@ -462,3 +462,27 @@ def test_a_client_asking_for_sftp_version_6_gets_3_and_the_same_rules(sandbox, k
     asyncio.run(action())
     assert (sandbox.layout.send / TMP).read_bytes() == b"v6"
     assert (sandbox.layout.send / TMP).stat().st_mode & 0o7777 == 0o644
+
+
+@pytest.mark.parametrize("name", ["..csv", "...csv", "x\n.csv", ".sandbox.csv"])
+def test_hostile_names_cannot_reach_the_sandboxs_state(sandbox, keys: Keys, name: str) -> None:
+    """A stem is a folder of .sandbox/state/: ``..`` or ``.`` must not name another one."""
+    from tests.sandbox.conftest import upload
+
+    upload(sandbox, keys.ed25519, "SEND-12345-20261201-0800-first.csv", records(mobiles(2)))
+    sandbox.wait_for("campaign_scheduled")
+    sandbox.settle()
+    state = sandbox.layout.state
+    kept = state / "campaigns" / "SEND-12345-20261201-0800-first"
+
+    async def action(sftp: asyncssh.SFTPClient) -> None:
+        async with sftp.open(f"Send/{name}", "wb") as handle:
+            await handle.write(records(mobiles(1)))
+
+    run_sftp(sandbox, keys.ed25519, action)
+    sandbox.wait_for("file_rejected", name=name)
+    sandbox.settle()
+    assert not sandbox.events("internal_error")
+    assert (state / "state.json").exists() and (kept / "static.npz").exists()
+    assert (kept / "SEND-12345-20261201-0800-first.csv").exists()
+    assert not [p for p in state.rglob("*.csv") if p.name == name]  # dropped with its verdict

@@ -120,11 +120,7 @@ class Intake:
         for event in iter_events(self.layout.root, "file_locked"):
             self.processed.add(_stem(event["name"]))
         store = self.engine.store
-        pending: dict[str, str] = {}
-        if store is not None:
-            for folder in sorted(store.campaigns.glob("*")):
-                for kept in folder.glob("*.csv"):
-                    pending[folder.name] = kept.name
+        pending: dict[str, str] = store.kept() if store is not None else {}
         for lock in sorted(self.layout.send.glob("*.lock")):
             pending.setdefault(lock.name[: -len(".lock")], lock.name[: -len(".lock")] + ".csv")
         for stem, name in sorted(pending.items()):

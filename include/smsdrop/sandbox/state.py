@@ -33,9 +33,11 @@ is down, and messages that fell due meanwhile go at once, stamped with their due
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,6 +52,9 @@ __all__ = ["STATE_VERSION", "Saved", "StateStore", "Tail", "read_tail"]
 log = logging.getLogger("smsdrop.sandbox")
 
 STATE_VERSION: Final = 1
+#: A stem used as a folder name as it is (every valid SEND name's is); any other, a client's
+#: choice (``..``, a newline…), is hashed: it can never name another folder.
+_SAFE_STEM: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,200}")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -176,11 +181,23 @@ class StateStore:
         self.campaigns.mkdir(parents=True, exist_ok=True)
 
     def campaign_dir(self, stem: str) -> Path:
-        return self.campaigns / stem
+        if _SAFE_STEM.fullmatch(stem):
+            return self.campaigns / stem
+        digest = hashlib.sha256(stem.encode("utf-8", "surrogateescape")).hexdigest()
+        return self.campaigns / f"h-{digest[:40]}"
 
     def source(self, stem: str, name: str) -> Path:
         """The kept SEND file of ``stem`` (named as received, ``….csv``)."""
-        return self.campaigns / stem / name
+        return self.campaign_dir(stem) / name
+
+    def kept(self) -> dict[str, str]:
+        """Stem → name of every kept SEND file (read from the file, not the folder name)."""
+        found = {}
+        for folder in sorted(self.campaigns.iterdir()):
+            for path in folder.glob("*.csv"):
+                if not path.name.startswith("."):
+                    found[path.name.rsplit(".", 1)[0]] = path.name
+        return found
 
     def link_source(self, lock: Path, stem: str, name: str) -> Path:
         """Keep the SEND file: a hard link to the ``.lock`` (no copy), made once."""
