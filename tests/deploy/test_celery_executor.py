@@ -63,14 +63,15 @@ def test_a_worker_killed_mid_upload_and_the_upload_retried_on_the_other(
 ) -> None:
     stack, sandbox, proxy = celery.stack, celery.sandbox, celery.proxy
     started = time.monotonic()
-    proxy.rate = 40_000  # bytes/s: a 190 KB SEND file takes ~5 s
+    proxy.rate = 40_000  # bytes/s: a 217 KB SEND file takes ~5 s
     try:
         run_id = stack.trigger(DAG, celery.conf("celery2"))
         deadline = time.monotonic() + 300
         victim = None
         while victim is None:
             assert time.monotonic() < deadline, "no upload was ever seen in flight"
-            in_flight = [p for p in sandbox.layout.send.glob("*.tmp") if p.stat().st_size > 0]
+            # a .tmp exists from the open on; its bytes land whole (one pipelined write)
+            in_flight = list(sandbox.layout.send.glob("*.tmp"))
             running = [
                 t
                 for t in stack.task_instances(DAG, run_id)

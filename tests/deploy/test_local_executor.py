@@ -10,14 +10,23 @@ SEND file or the rejects, every record sent exactly once per the sandbox's event
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from smsdrop.demo import seed
 from smsdrop.deploy.stack import group_gone
-from tests.deploy.conftest import Deployment, deployment
+from smsdrop.prepare import plan_slot
+from smsdrop.sandbox.cli import serve_command
+from smsdrop.sandbox.events import events
+from tests.deploy.conftest import Deployment, deployment, free_port
 from tests.deploy.support import accounted, by_task, overlapping
 
 pytestmark = pytest.mark.slow
@@ -123,3 +132,87 @@ def _postgres(local: Deployment) -> dict:
 
     dbname = local.warehouse_dsn.split("dbname=")[1].split()[0]
     return postgres_conn(dbname, options="-csearch_path=smsdrop")
+
+
+def test_the_sandbox_killed_and_restarted_mid_campaign_sends_each_message_once(
+    local: Deployment, tmp_path: Path
+) -> None:
+    """The provider side dies: ``smsdrop sandbox serve`` (a process, its state persisted
+    under its root) SIGKILLed once files are arriving, restarted on the same root and port.
+    Uploads cut by the kill are retried; the campaign ends with every record sent once."""
+    keys = local.sandbox.layout.root / ".sandbox"  # the keys the connection already pins
+    root, port = tmp_path / "provider", free_port()
+    start = plan_slot(local.sandbox.clock.now(), ["FR"], None)
+    command = serve_command(
+        root, port, "--start", start.isoformat(), "--seed", "5", "--poll-interval", "0.05",
+        "--host-key", str(keys / "host_ed25519"),
+        "--authorized-keys", str(keys / "client_ed25519.pub"), "-q",
+    )  # fmt: skip
+    provider = EventLog(root)
+    serving: list[subprocess.Popen[bytes]] = []
+
+    def serve() -> None:
+        with (tmp_path / "sandbox.out").open("ab") as out:
+            serving.append(
+                subprocess.Popen(command, stdout=out, stderr=out, start_new_session=True)
+            )
+        wait_for(lambda: _listening(port), 30, "the sandbox process did not listen")
+
+    stack = local.stack
+    try:
+        serve()
+        local.proxy.target_port = port  # new SFTP sessions go to the process
+        conf = {**local.conf("sbkill"), "send_at": start.isoformat()}
+        run_id = stack.trigger(DAG, conf)
+        wait_for(lambda: provider.events("file_received"), 300, "no file reached the provider")
+        os.killpg(serving[-1].pid, signal.SIGKILL)
+        serving[-1].wait(10)
+        received_before = len(provider.events("file_received"))
+        time.sleep(2)
+        serve()  # same root, same port: resumes its campaigns and its clock
+
+        def all_done() -> bool:
+            waits = by_task(stack.task_instances(DAG, run_id)).get("wait_done", [])
+            return len(waits) == 4 and all(t["state"] == "success" for t in waits)
+
+        wait_for(all_done, 400, "the files never all reached .done")
+        advance = [*command[:4], "advance", "--root", str(root), "--by", "2d"]
+        subprocess.run(advance, check=True, capture_output=True, timeout=60)
+        state = stack.wait_run(DAG, run_id, timeout=300)
+    finally:
+        local.proxy.target_port = local.sandbox.port
+        for proc in serving:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(30)
+    tis = by_task(stack.task_instances(DAG, run_id))
+    assert state == "success", {
+        k: [(t["state"], t["try_number"]) for t in v] for k, v in tis.items()
+    }
+    assert 1 <= received_before <= 4
+    figures = accounted(local.warehouse(), provider, "sbkill")
+    assert figures["recipients"] == figures["valid+rejected"] == 7_000, figures
+    assert figures["valid"] == figures["in_files"] == figures["acked"], figures
+    assert (figures["files"], figures["states"]) == (4, ["done"]), figures
+    assert figures["not_sent_exactly_once"] == [], figures
+
+
+class EventLog:
+    """The oracle of a sandbox running in another process: its root's event log."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def events(self, kind: str | None = None, **match: Any) -> list[dict]:
+        return events(self.root, kind, **match) if (self.root / ".sandbox").exists() else []
+
+    def settle(self) -> None:
+        time.sleep(2)  # the process's scan interval is 0.05 s
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
