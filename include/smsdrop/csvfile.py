@@ -28,11 +28,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from smsdrop.errors import InputError
+from smsdrop.naming import MAX_CHUNKS
 
 #: Field order of a SEND record, as the spec gives it.
 SEND_FIELDS: tuple[str, ...] = ("idremote", "msisdn", "oadc", "msg")
 #: The provider's limit on records per file.
 MAX_RECORDS = 1_000_000
+#: Files one campaign may be split into: the chunked campaign ids' limit.
+MAX_FILES = MAX_CHUNKS
 LINE_ENDS: dict[str, str] = {"crlf": "\r\n", "lf": "\n"}
 _NEEDS_QUOTES = r'[;"\r\n]'
 
@@ -170,6 +173,11 @@ class SendFileWriter:
         self._parts = []
 
     def _open_part(self) -> None:
+        if len(self._parts) >= MAX_FILES:  # the names could not tell them apart
+            raise InputError(
+                f"more than {MAX_FILES:,} SEND files at {self.cap:,} records per file: "
+                "raise the records per file (--max-records)"
+            )
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / f".part-{len(self._parts):05d}.partial"
         self._parts.append(_Part(path))

@@ -202,3 +202,11 @@ def test_an_audience_inside_the_output_folder_is_never_cleared(tmp_path) -> None
     kept = out / "people.csv"  # another name in the same folder is fine
     kept.write_bytes(source.read_bytes())
     assert prepare(kept, campaign(), out, now=NOW).valid == 5 and kept.exists()
+
+
+def test_more_files_than_names_can_tell_apart_is_refused(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("smsdrop.csvfile.MAX_FILES", 2)  # 9,999 in truth
+    with pytest.raises(InputError, match="more than 2 SEND files at 1 records per file"):
+        prepare(audience(tmp_path, rows=3), campaign(max_records=1), tmp_path / "o", now=NOW)
+    assert not list((tmp_path / "o").glob("*.partial"))
+    assert prepare(audience(tmp_path, rows=2), campaign(max_records=1), tmp_path / "p", now=NOW)
