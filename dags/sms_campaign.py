@@ -18,7 +18,11 @@ campaigns listed in `include/nightly_campaigns.yaml` are triggered by `sms_campa
    numbers, field rules, segments, no opted-out number as of now).
 5. **plan** — the SEND names recorded as `planned` before any upload; a dry run or an
    audience without a valid recipient plans nothing, and the run ends here.
-6. **upload** (one mapped task per file) — exactly once: `.tmp`, verified, renamed `.csv`.
+   **wait_upload_time** (deferrable) — not before the slot less `upload_lead_minutes`
+   (default 15): the provider cannot cancel a file, so it goes as late as it can.
+6. **upload** (one mapped task per file) — first the opt-outs the provider published since
+   the last load are loaded (as `sms_reports` does) and any number among them is removed
+   from the file; then exactly once: `.tmp`, verified, renamed `.csv`.
 7. **wait_done** (mapped, deferrable) — `.done`, or `.reject`, which fails the run naming
    the file. **record_outcome** stores each file's state.
 8. **wait_ack** (mapped, deferrable; 1 day after sending below 10,000 SMS, 4 days above)
@@ -37,7 +41,11 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, task
 
 from smsdrop.airflow.operators import MTargetUploadOperator
-from smsdrop.airflow.sensors import MTargetFileStatusSensor, MTargetReportSensor
+from smsdrop.airflow.sensors import (
+    MTargetFileStatusSensor,
+    MTargetReportSensor,
+    UploadTimeSensor,
+)
 
 STATUS_POLL = float(os.environ.get("SMSDROP_POLL_SECONDS", "30"))
 ACK_POLL = float(os.environ.get("SMSDROP_ACK_POLL_SECONDS", "600"))
@@ -100,6 +108,18 @@ def _fence(context: dict) -> None:
                                 description="country of numbers written without +"),
         "dry_run": Param(False, type="boolean",
                          description="prepare and check everything, upload nothing"),
+        "upload_lead_minutes": Param(
+            15, type="integer", minimum=0, maximum=10080, section=OPTIONS,
+            description="upload this many minutes before the slot, not earlier: opt-outs "
+            "published until then are honoured (the provider cannot cancel a file)",
+        ),
+        "max_days_ahead": Param(7, type="integer", minimum=1, maximum=7, section=OPTIONS,
+                                description="refuse a send_at further ahead than this"),
+        "optout_max_age_minutes": Param(
+            30, type="integer", minimum=1, maximum=1440, section=OPTIONS,
+            description="if the opt-out refresh before an upload fails, upload only while "
+            "the last complete opt-out load is younger than this",
+        ),
     },
 )  # fmt: skip
 def sms_campaign() -> None:
@@ -128,10 +148,10 @@ def sms_campaign() -> None:
         return campaign_tasks.contract(request, files)
 
     @task
-    def plan(request: dict, prepared: dict, run_id: str | None = None) -> list:
+    def plan(request: dict, prepared: dict, run_id: str | None = None, ti=None) -> list:
         from smsdrop.airflow import campaign_tasks
 
-        return campaign_tasks.plan(request, prepared, str(run_id))
+        return campaign_tasks.plan(request, prepared, str(run_id), ti)
 
     @task(trigger_rule="all_done")
     def record_outcome(request: dict, files: list | None) -> dict:
@@ -163,10 +183,19 @@ def sms_campaign() -> None:
     planned = plan(request, {"files": prepared["files"], "summary": prepared["summary"]})
     checked >> planned
 
-    # One upload per file; an empty plan (dry run, nobody to send to) maps to nothing.
+    # Not before the slot less the lead time; then one upload per file, each refreshing the
+    # opt-outs first. An empty plan (dry run, nobody to send to) maps to nothing.
+    wait_upload = UploadTimeSensor(
+        task_id="wait_upload_time",
+        upload_at="{{ ti.xcom_pull(task_ids='plan', key='upload_at') }}",
+        poke_interval=STATUS_POLL,
+        timeout=8 * 24 * 3600,
+    )
+    planned >> wait_upload
     upload = MTargetUploadOperator.partial(task_id="upload", pre_execute=_fence).expand_kwargs(
         planned
     )
+    wait_upload >> upload
     done = MTargetFileStatusSensor.partial(task_id="wait_done", poke_interval=STATUS_POLL).expand(
         name=upload.output
     )

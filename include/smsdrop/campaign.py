@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from smsdrop import naming, windows
 from smsdrop.audience import audience_query
-from smsdrop.csvfile import MAX_RECORDS
+from smsdrop.csvfile import MAX_RECORDS, open_private
 from smsdrop.errors import InputError
 from smsdrop.gsm import EncodingPolicy
 from smsdrop.prepare import (
@@ -46,6 +46,14 @@ from smsdrop.validation import FIELD_PATTERNS
 from smsdrop.warehouse import Warehouse
 
 AUDIENCE_FILE = "audience.parquet"
+#: Beside each staged SEND file, the audience row of each of its records (int64, ``.npy``).
+ROWS_SUFFIX = ".rows.npy"
+#: The whole-number parameters of a request and their ranges (inclusive).
+LIMITS: dict[str, tuple[int, int]] = {
+    "upload_lead_minutes": (0, 7 * 24 * 60),
+    "max_days_ahead": (1, 7),
+    "optout_max_age_minutes": (1, 24 * 60),
+}
 HHMM = re.compile(r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
@@ -64,6 +72,9 @@ class Request:
     window_end: str = "22:00"
     default_region: str = "FR"
     dry_run: bool = False
+    upload_lead_minutes: int = 15  # upload this long before the slot, not earlier
+    max_days_ahead: int = 7  # the furthest slot a run may plan
+    optout_max_age_minutes: int = 30  # the oldest opt-out list an upload may rely on
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Request:
@@ -103,6 +114,10 @@ class Request:
         placeholders(self.message)
         self.send_time()
         audience_query(self.audience)
+        for name, (low, high) in LIMITS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise InputError(f"must be a whole number {low}..{high}, got {value!r}", field=name)
 
     def send_time(self) -> datetime | None:
         """The requested send time (aware), or None for as soon as allowed."""
@@ -212,6 +227,123 @@ def slot_problem(
     return None
 
 
+def horizon_problem(send_at: datetime | None, now: datetime, max_days: int) -> str | None:
+    """Why ``send_at`` is too far ahead, or None: the provider cannot cancel a scheduled
+    file, so a slot weeks away would ignore every opt-out received until then."""
+    if send_at is not None and send_at - now > timedelta(days=max_days):
+        return (
+            f"send_at {send_at.isoformat()} is more than {max_days} day(s) ahead "
+            f"(max_days_ahead={max_days}): trigger the campaign closer to its date"
+        )
+    return None
+
+
+def upload_time(send_at: datetime, lead_minutes: int) -> datetime:
+    """When a file for ``send_at`` is uploaded: ``lead_minutes`` before, not earlier (the
+    opt-outs published until then are honoured)."""
+    return send_at - timedelta(minutes=lead_minutes)
+
+
+# --- opt-outs published after the files were written -------------------------------------
+
+
+def rows_path(send_file: Path) -> Path:
+    return send_file.with_name(send_file.name + ROWS_SUFFIX)
+
+
+def write_row_maps(staging: Path, summary: Summary) -> None:
+    """Record beside each SEND file the audience row of each of its records.
+
+    ``prepare`` writes the records it keeps in audience order and cuts files in that order,
+    so the kept rows are the audience's rows without the rejected ones, in order. A record
+    removed later (an opt-out published before its upload) is then saved as a reject of its
+    own audience row.
+    """
+    import numpy as np
+
+    rejected = _rejected_rows(staging / REJECTS_FILE)
+    kept = np.setdiff1d(np.arange(1, summary.recipients + 1, dtype=np.int64), rejected)
+    if len(kept) != sum(int(f["rows"]) for f in summary.files):
+        raise AssertionError("the SEND files do not hold the rows the rejects leave")
+    start = 0
+    for entry in summary.files:
+        count = int(entry["rows"])
+        with open_private(rows_path(staging / str(entry["name"]))) as out:
+            np.save(out, kept[start : start + count])
+        start += count
+
+
+def _rejected_rows(path: Path) -> Any:
+    import numpy as np
+    import pyarrow.csv as pacsv
+
+    table = pacsv.read_csv(
+        path,
+        convert_options=pacsv.ConvertOptions(
+            include_columns=["row"], column_types={"row": pa.int64()}
+        ),
+    )
+    return np.sort(table.column("row").to_numpy())
+
+
+@dataclass(frozen=True)
+class LateOptOuts:
+    """What :func:`drop_late_optouts` removed from a SEND file, and the file now."""
+
+    removed: pd.DataFrame  # REJECT_COLUMNS: row, idremote, msisdn (E.164), reason, field, detail
+    records: int
+    bytes: int
+    sha256: str
+
+
+def drop_late_optouts(send_file: Path, optouts: pd.Series) -> LateOptOuts | None:
+    """Remove from a staged, not yet uploaded SEND file the numbers in ``optouts`` (E.164).
+
+    None when the file holds none. Otherwise the file (and its row map) is rewritten in
+    place, atomically, under the same name, and the removed records are returned as
+    ``OPTED_OUT`` rejects of their audience rows.
+    """
+    import hashlib
+
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from smsdrop.csvfile import SEND_FIELDS, encode_records, read_records
+
+    data = send_file.read_bytes()
+    table = read_records(data, send_file.name).table
+    numbers = pa.array(optouts.dropna().unique(), pa.string())
+    hit = pc.fill_null(pc.is_in(table.column("msisdn").cast(pa.string()), value_set=numbers), False)
+    if not pc.any(hit).as_py():
+        return None
+    rows = np.load(rows_path(send_file))
+    hits = hit.to_numpy(zero_copy_only=False)
+    if len(rows) != table.num_rows:
+        raise AssertionError(f"{send_file.name}: its row map does not match its records")
+    kept = table.filter(pc.invert(hit)).select(list(SEND_FIELDS))
+    body = encode_records(kept, "\r\n" if b"\r\n" in data else "\n")
+    removed = table.filter(hit)
+    frame = pd.DataFrame(
+        {
+            "row": rows[hits],
+            "idremote": removed.column("idremote").to_pandas(),
+            "msisdn": removed.column("msisdn").to_pandas(),
+            "reason": "OPTED_OUT",
+            "field": "MSISDN",
+            "detail": "opted out after the file was written, before its upload",
+        }
+    )
+    for path, write in (
+        (rows_path(send_file), lambda out: np.save(out, rows[~hits])),
+        (send_file, lambda out: out.write(body)),
+    ):
+        temp = path.with_name(path.name + ".rewrite")
+        with open_private(temp) as out:
+            write(out)
+        temp.replace(path)
+    return LateOptOuts(frame, kept.num_rows, len(body), hashlib.sha256(body).hexdigest())
+
+
 # --- extract and prepare -----------------------------------------------------------------
 
 
@@ -239,7 +371,7 @@ def extract_audience(
     schema = pa.schema([(c, pa.string()) for c in columns])
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
-    with pq.ParquetWriter(out, schema, compression="lz4") as writer:
+    with open_private(out) as sink, pq.ParquetWriter(sink, schema, compression="lz4") as writer:
         for batch in warehouse.extract(
             f"SELECT {selected} FROM (\n{query}\n) AS audience", batch_rows
         ):
@@ -276,6 +408,7 @@ def prepare_staged(
         batch_size=batch_rows,
         timings=timings,
     )
+    write_row_maps(staging, summary)
     with open_warehouse() as warehouse:
         for rejects in read_rejects(staging / REJECTS_FILE, batch_rows):
             warehouse.save_rejects(request.campaign_id, rejects)

@@ -75,6 +75,9 @@ def run(rows: int = 100_000) -> int:
             "sender": "SMSDROP",
             "send_at": slot.isoformat(),
             "encoding_policy": "transliterate",
+            # The slot may be days away on the real clock (the sandbox's is moved there):
+            # upload at once rather than wait for it (no real opt-out can come meanwhile).
+            "upload_lead_minutes": 10080,
         }
         print("3. airflow dags test sms_campaign …")
         with sandbox.fast_forward():

@@ -36,6 +36,7 @@ CONF: dict[str, Any] = {
     "message": TEMPLATE,
     "sender": "SHOP",
     "encoding_policy": "transliterate",
+    "upload_lead_minutes": 10080,  # the slot may be the next morning: upload at once
 }
 
 
@@ -395,3 +396,149 @@ def test_an_injected_audience_changes_nothing_and_uploads_nothing(
         assert _sms_tables() == before, audience
     assert not sandbox.events("file_received")
     assert not Path("/tmp/smsdrop-stolen.csv").exists()
+
+
+# --- the opt-out guarantee ----------------------------------------------------------------
+
+LATE_DETAIL = "opted out after the file was written, before its upload"
+
+
+def _prepared_numbers(campaign: dict[str, Any], tmp_path: Path, count: int) -> list[str]:
+    """``count`` numbers the campaign's SEND files will hold (prepared as the DAG will)."""
+    from smsdrop.campaign import Request
+    from smsdrop.csvfile import read_records
+    from smsdrop.prepare import prepare
+
+    audience = tmp_path / "peek.parquet"
+    synthetic.write_audience(campaign["frame"], audience)
+    request = Request.from_mapping(CONF)
+    out = tmp_path / "peek"
+    summary = prepare(
+        audience, request.campaign(), out, optouts=pd.Series(sorted(campaign["optouts"]))
+    )
+    first = out / summary.files[0]["name"]
+    numbers = read_records(first.read_bytes(), first.name).table.column("msisdn").to_pylist()
+    return numbers[5 : 5 + count]
+
+
+def _publish(sandbox: Sandbox, kind: str, lines: list[str]) -> None:
+    """A report as the provider publishes it, in ``Report/`` (of an earlier campaign)."""
+    path = sandbox.layout.report / f"{kind}-12345-20261130-0900-earlier.csv"
+    path.write_bytes("".join(f"{line}\r\n" for line in lines).encode())
+
+
+def test_an_optout_published_before_the_upload_is_honoured(
+    sandbox: Sandbox, campaign: dict[str, Any], tmp_path: Path
+) -> None:
+    """STOP and SMS-MO opt-outs published after the warehouse's last load (so after the
+    files were prepared from it) but before the upload: removed from the file, rejected
+    OPTED_OUT on their rows, the file's new SHA-256 and size recorded, none of them sent."""
+    late = _prepared_numbers(campaign, tmp_path, 3)
+    _publish(
+        sandbox, "STOP", [f"{late[0]};20261130;101500;STOP;x1", f"{late[1]};20261130;1016;Arret;x2"]
+    )
+    _publish(sandbox, "SMSMO", [f"{late[2]};20261130;101700;STOP merci;x3"])
+
+    run = _run(sandbox)
+    states = task_states(run)
+    assert str(run.state) == "success", states
+    summary = xcom(run, "prepare")["summary"]
+    sent = _sent(sandbox)
+    assert not set(sent) & set(late)
+    assert sum(sent.values()) + len(sandbox.events("message_not_sent")) == summary["valid"] - 3
+    rejected = _query(
+        "SELECT reason, detail, idremote FROM sms_rejected_rows WHERE campaign_id = %s"
+        " AND detail = %s",
+        "spring",
+        LATE_DETAIL,
+    )
+    assert len(rejected) == 3 and set(rejected["reason"]) == {"OPTED_OUT"}
+    counts = _query(
+        "SELECT valid, rejected, opted_out FROM sms_campaigns WHERE campaign_id = %s", "spring"
+    )
+    assert int(counts["valid"].iloc[0]) == summary["valid"] - 3
+    assert int(counts["rejected"].iloc[0]) == summary["rejected"] + 3
+    assert int(counts["opted_out"].iloc[0]) == summary["opted_out"] + 3
+    all_rejects = _query(
+        "SELECT count(*) AS n FROM sms_rejected_rows WHERE campaign_id = %s", "spring"
+    )
+    assert int(counts["valid"].iloc[0]) + int(all_rejects["n"].iloc[0]) == ROWS
+    first = summary["files"][0]
+    recorded = _query(
+        "SELECT row_count, byte_count, sha256 FROM sms_campaign_files WHERE name = %s",
+        first["name"],
+    )
+    received = {e["name"]: e["bytes"] for e in sandbox.events("file_received")}
+    assert int(recorded["row_count"].iloc[0]) == first["rows"] - 3
+    assert int(recorded["byte_count"].iloc[0]) == received[first["name"]]
+    assert recorded["sha256"].iloc[0] != first["sha256"]
+
+
+@pytest.mark.parametrize("warehouse_conn", ["duckdb"], indirect=True)
+def test_the_upload_waits_for_the_slot_less_the_lead(
+    sandbox: Sandbox, campaign: dict[str, Any], slot: datetime
+) -> None:
+    """upload_at = slot - upload_lead_minutes, some seconds from now: the sensor defers and
+    the uploads start after it, not before."""
+    lead = int((slot - datetime.now(UTC)).total_seconds() // 60)
+    upload_at = slot - timedelta(minutes=lead)
+    if (upload_at - datetime.now(UTC)).total_seconds() < 3:
+        lead -= 1
+        upload_at = slot - timedelta(minutes=lead)
+    run = _run(sandbox, upload_lead_minutes=lead, campaign_id="waits")
+    states = task_states(run)
+    assert str(run.state) == "success", states
+    assert xcom(run, "plan") and states["wait_upload_time"][0] == "success"
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        from airflow.models import TaskInstance
+
+        uploads = session.query(TaskInstance).filter_by(run_id=run.run_id, task_id="upload").all()
+        starts = [ti.start_date for ti in uploads]
+    assert starts and min(starts) >= upload_at - timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("warehouse_conn", ["duckdb"], indirect=True)
+def test_a_failed_refresh_with_a_stale_list_stops_the_upload(
+    sandbox: Sandbox,
+    campaign: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The refresh before the upload fails (a report cannot be read: injected, the sandbox
+    has no such fault) and no complete load is recent: nothing is uploaded, the error says
+    why. With a complete load a minute old, the same failure only warns."""
+    _publish(sandbox, "STOP", ["+33600000001;20261130;101500;STOP;x1"])
+
+    def unreadable(*args: Any, **kwargs: Any) -> None:
+        raise OSError("report unreadable")
+
+    monkeypatch.setattr("smsdrop.airflow.reports_task._load_file", unreadable)
+    dag = _dag()
+    dag.get_task("upload").retries = 0
+    with sandbox.fast_forward():
+        run = run_dag(dag, run_conf={**CONF, "campaign_id": "stale"})
+    states = task_states(run)
+    assert str(run.state) == "failed" and states["upload"][0] == "failed", states
+    assert not sandbox.events("file_received")
+    out, err = capfd.readouterr()
+    assert "could not be refreshed" in out + err and "was never" in out + err
+
+    with warehouse_from_connection() as warehouse:
+        now = datetime.now(UTC)
+        warehouse.record_optout_load(now - timedelta(minutes=1), now, {})
+    run = _run(sandbox, campaign_id="fresh")
+    assert str(run.state) == "success", task_states(run)
+    assert sandbox.events("file_received")
+
+
+def test_a_send_time_beyond_the_horizon_is_refused(
+    sandbox: Sandbox, campaign: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    far = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    run = _run(sandbox, send_at=far, max_days_ahead=2, campaign_id="far")
+    states = {t: s for t, (s, _) in task_states(run).items()}
+    assert str(run.state) == "failed" and states["start"] == "failed", states
+    assert "more than 2 day(s) ahead" in "".join(capfd.readouterr())
+    assert not sandbox.events("file_received")

@@ -12,7 +12,7 @@ import logging
 import os
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from smsdrop.airflow import staging
 from smsdrop.airflow.warehouse import (
@@ -59,9 +59,14 @@ def start(
     sent again, so the run stops here and says why. A dry run only warns. Names planned by
     a run that is still going are that run's: this one fails rather than drop them.
     """
-    from smsdrop.campaign import Submission, submission
+    from datetime import UTC, datetime
+
+    from smsdrop.campaign import Submission, horizon_problem, submission
 
     request = _request(params)
+    problem = horizon_problem(request.send_time(), datetime.now(UTC), request.max_days_ahead)
+    if problem:
+        raise AirflowFailException(problem)
     with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
         warehouse.migrate()
         check = submission(warehouse, request.campaign_id, _remote_state(mtarget_conn_id))
@@ -198,10 +203,17 @@ def contract(request: dict[str, Any], files: list[dict[str, Any]]) -> dict[str, 
     return result.as_dict()
 
 
-def plan(request: dict[str, Any], prepared: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
+def plan(
+    request: dict[str, Any], prepared: dict[str, Any], run_id: str, ti: Any = None
+) -> list[dict[str, Any]]:
     """Record the SEND names as ``planned`` before any upload; returns the uploads to make
     (the upload operator's arguments): none for a dry run or an audience without a valid
-    recipient."""
+    recipient. Pushes ``upload_at`` (XCom): the slot less the lead time, when the uploads
+    may start (``wait_upload_time`` waits for it)."""
+    from datetime import datetime
+
+    from smsdrop.campaign import upload_time
+
     req = _request(request)
     files = prepared["files"]
     summary = prepared["summary"]
@@ -242,7 +254,10 @@ def plan(request: dict[str, Any], prepared: dict[str, Any], run_id: str) -> list
             status="planned",
             parameters={**req.as_dict(), "planned_by": run_id},
         )
-    log.info("planned: %s", ", ".join(names))
+    upload_at = upload_time(datetime.fromisoformat(summary["send_at"]), req.upload_lead_minutes)
+    if ti is not None:
+        ti.xcom_push(key="upload_at", value=upload_at.isoformat())
+    log.info("planned: %s; uploads from %s", ", ".join(names), upload_at.isoformat())
     return files
 
 
@@ -283,6 +298,80 @@ def fence(context: Any) -> None:
     ti = context.get("ti")
     summary = ti.xcom_pull(task_ids="prepare", key="summary") if ti is not None else None
     _check_slot(request.get("window_end"), summary)
+    guard_optouts(task, name, _request(dict(request)))
+
+
+def guard_optouts(task: Any, name: str, req: Any) -> None:
+    """Right before the upload: load the opt-outs the provider published since the last
+    load, and remove from the file any number they hold (docs/PROTOCOL.md, "The opt-out
+    guarantee").
+
+    A name the provider holds already is never touched (the upload then sends nothing). A
+    refresh that fails is tolerated only while the last complete load is younger than
+    ``optout_max_age_minutes``; otherwise the upload fails, saying so, and is retried. A
+    number found is removed from the staged file (same name, new SHA-256 recorded), its
+    row saved as an ``OPTED_OUT`` reject; the task's ``records`` and ``sha256`` follow.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    import paramiko
+
+    from smsdrop.airflow.hooks import MTargetHook
+    from smsdrop.airflow.reports_task import RefreshFailed, refresh_optouts
+    from smsdrop.campaign import ROWS_SUFFIX, drop_late_optouts
+
+    hook = MTargetHook(task.mtarget_conn_id)
+    with hook.get_managed_conn():
+        if hook.remote_state(name).state.submitted:
+            log.info("%s is with the provider already: the file is not touched", name)
+            return
+        with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
+            warehouse.migrate()
+            try:
+                result = refresh_optouts(hook, warehouse)
+                log.info("opt-outs refreshed before uploading %s: %s", name, result.as_dict())
+            except (RefreshFailed, OSError, EOFError, paramiko.SSHException) as error:
+                last = warehouse.last_optout_load()
+                limit = timedelta(minutes=req.optout_max_age_minutes)
+                age = None if last is None else datetime.now(UTC) - last
+                if age is None or age > limit:
+                    when = "never" if last is None else f"{age.total_seconds() / 60:.0f} min ago"
+                    raise AirflowException(
+                        f"not uploading {name}: the opt-outs could not be refreshed "
+                        f"({type(error).__name__}: {str(error)[:300]}) and the last complete "
+                        f"load was {when} (optout_max_age_minutes="
+                        f"{req.optout_max_age_minutes}); retried"
+                    ) from None
+                log.warning(
+                    "opt-out refresh failed (%s); the last complete load, %.0f min ago, is "
+                    "recent enough (max %d)",
+                    type(error).__name__,
+                    age.total_seconds() / 60,
+                    req.optout_max_age_minutes,
+                )
+            optouts = warehouse.optout_numbers()
+            with staging.editable(str(task.local_path), (ROWS_SUFFIX,)) as local:
+                late = drop_late_optouts(local, optouts)
+            if late is None:
+                log.info("%s: no number in it opted out since it was written", name)
+                return
+            with warehouse.transaction():
+                new = warehouse.save_late_optouts(req.campaign_id, late.removed)
+                warehouse.record_file_state(
+                    name, "planned", row_count=late.records, byte_count=late.bytes,
+                    sha256=late.sha256,
+                )  # fmt: skip
+    log.warning(
+        "%s: %d number(s) opted out since the file was written: removed before its upload "
+        "(%d new reject(s) OPTED_OUT); %d record(s) left",
+        name,
+        len(late.removed),
+        new,
+        late.records,
+    )
+    task.records, task.sha256 = late.records, late.sha256
+    if late.records == 0:
+        raise AirflowSkipException(f"{name}: every recipient opted out: nothing to upload")
 
 
 def record_outcome(

@@ -49,7 +49,13 @@ from smsdrop.naming import FileKind, ProviderName
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["ACK_LARGE_FROM", "MTargetFileStatusSensor", "MTargetReportSensor", "ack_timeout"]
+__all__ = [
+    "ACK_LARGE_FROM",
+    "MTargetFileStatusSensor",
+    "MTargetReportSensor",
+    "UploadTimeSensor",
+    "ack_timeout",
+]
 
 #: The spec: stats "1 day after for a volume of less than 10 000 SMS", "4 days after for
 #: more than 10 000". Exactly 10,000 is not covered; the longer wait is the safe side.
@@ -360,3 +366,48 @@ class MTargetReportSensor(_MTargetSensor):
             deadline=deadline.isoformat(),
             stable_for=self.stable_for,
         )
+
+
+class UploadTimeSensor(BaseSensorOperator):
+    """
+    Wait, deferrably, until a campaign's files may be uploaded: ``upload_at``, the slot less
+    the run's lead time (``upload_lead_minutes``).
+
+    The provider cannot cancel a scheduled file, and an opt-out published after the upload
+    cannot stop it: a campaign planned at 01:30 for 10:00 uploads at 09:45, not at 01:30.
+    An empty ``upload_at`` (nothing was planned) or a moment already past returns at once.
+
+    :param upload_at: ISO 8601 (templated; ``plan``'s ``upload_at`` XCom)
+    """
+
+    template_fields: Sequence[str] = ("upload_at",)
+    ui_color = "#fff3d6"
+
+    def __init__(self, *, upload_at: str | None, **kwargs: Any) -> None:
+        kwargs.setdefault("mode", "reschedule")
+        super().__init__(**kwargs)
+        self.upload_at = upload_at
+
+    def moment(self) -> datetime | None:
+        text = str(self.upload_at or "").strip()
+        if text in ("", "None"):
+            return None
+        when = datetime.fromisoformat(text)
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+    def poke(self, context: Context) -> bool:
+        moment = self.moment()
+        return moment is None or moment <= datetime.now(UTC)
+
+    def execute(self, context: Context) -> None:
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        moment = self.moment()
+        if moment is None or moment <= datetime.now(UTC):
+            self.log.info("upload time %s: uploading now", moment.isoformat() if moment else "-")
+            return
+        self.log.info("waiting until %s to upload (deferred)", moment.isoformat())
+        self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute_complete")
+
+    def execute_complete(self, context: Context, event: Any = None) -> None:
+        self.log.info("upload time %s reached", self.upload_at)

@@ -43,8 +43,7 @@ def working_dir(folder: ObjectStoragePath, *, fetch: bool = False) -> Iterator[P
     """A local folder standing for ``folder``: the folder itself when local; otherwise a
     temporary one (filled from ``folder`` when ``fetch``), copied back on success."""
     if is_local(folder):
-        local = Path(folder.path)
-        local.mkdir(parents=True, exist_ok=True)
+        local = private_dir(Path(folder.path))
         yield local
         return
     with tempfile.TemporaryDirectory(prefix="smsdrop-") as temp:
@@ -74,6 +73,39 @@ def local_file(url: str) -> Iterator[Path]:
         with path.open("rb") as source, open(local, "wb") as out:
             shutil.copyfileobj(source, out, 1 << 20)
         yield local
+
+
+@contextmanager
+def editable(url: str, companions: tuple[str, ...] = ()) -> Iterator[Path]:
+    """A local path for a staged file to change in place, with its companion files (the
+    same name plus each suffix): the file itself when local; otherwise temporary copies,
+    written back when the block succeeds."""
+    path = ObjectStoragePath(url)
+    if is_local(path):
+        yield Path(path.path)
+        return
+    with tempfile.TemporaryDirectory(prefix="smsdrop-") as temp:
+        pairs = [(path, Path(temp) / path.name)]
+        pairs += [(ObjectStoragePath(url + c), Path(temp) / (path.name + c)) for c in companions]
+        for remote, local in pairs:
+            if remote.exists():
+                with remote.open("rb") as source, open(local, "wb") as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
+        yield pairs[0][1]
+        for remote, local in pairs:
+            if local.exists():
+                with open(local, "rb") as source, remote.open("wb") as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` and the folders above it that this call creates, mode 0700 (staged files
+    hold personal data; ``mkdir(parents=True)`` would give the parents the umask's mode)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        folder.chmod(0o700)
+    return path
 
 
 def remove(folder: ObjectStoragePath) -> bool:

@@ -314,6 +314,20 @@ class Warehouse(ABC):
             )
         return LoadResult(len(rejects), new)
 
+    def save_late_optouts(self, campaign_id: str, rejects: pd.DataFrame) -> int:
+        """Rows removed from a SEND file before its upload (opted out since it was
+        written): saved as rejects, and moved from ``valid`` to ``rejected``/``opted_out``
+        in ``sms_campaigns`` — by the rows new here, so a retried save counts nothing twice.
+        Returns how many were new."""
+        with self.transaction():
+            new = self.save_rejects(campaign_id, rejects).new
+            self._execute(
+                "UPDATE sms_campaigns SET valid = valid - %s, rejected = rejected + %s,"
+                " opted_out = opted_out + %s, updated_at = now() WHERE campaign_id = %s",
+                (new, new, new, campaign_id),
+            )
+        return new
+
     # --- campaigns and files -------------------------------------------------------------
 
     def record_campaign(

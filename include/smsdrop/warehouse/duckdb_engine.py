@@ -104,9 +104,20 @@ class DuckDBWarehouse(Warehouse):
         self.path = str(path)
         self.read_only = read_only
         self._con = connect(self.path, read_only=read_only, lock_timeout=lock_timeout)
+        self._make_private()
 
     def close(self) -> None:
         self._con.close()
+        self._make_private()
+
+    def _make_private(self) -> None:
+        """The file (and its write-ahead log) holds personal data: mode 0600."""
+        for name in (self.path, f"{self.path}.wal"):
+            try:
+                if Path(name).is_file() and Path(name).stat().st_mode & 0o077:
+                    os.chmod(name, 0o600)
+            except OSError:  # not ours to change (a shared, read-only file): leave it
+                pass
 
     def _begin(self) -> None:
         self._con.begin()
