@@ -4,18 +4,28 @@
 Reads the provider's growing **STOP** and **SMSMO** reports (`Report/` on the
 `mtarget_default` connection) from where the last run stopped (byte offsets kept in the
 warehouse, `sms_report_offsets`), and loads what is new into the `smsdrop_warehouse`
-connection's warehouse:
+connection's warehouse — with one SFTP session, STOP reports first, each file on its own
+(`smsdrop.airflow.reports_task.refresh_optouts`, the same code a campaign runs before it
+uploads):
 
 - `STOP-*.csv` → the suppression list `sms_optouts` (source `stop_report`);
 - `SMSMO-*.csv` → `sms_replies`; a reply whose first word is an opt-out keyword (STOP,
   ARRET, ARRÊT, STOPALL, UNSUBSCRIBE, …, any case) is an opt-out too (source `mo_reply`).
 
-Rows and the new offset are saved in one transaction; a line the provider is still writing
-is read next time. Loads are idempotent: a re-run changes nothing.
+The provider's files are not trusted: a record that does not parse (wrong field count,
+unterminated quote, impossible date, a STOP number that cannot be normalised, longer than
+64 KiB) is **set aside** in `sms_report_quarantine` (file, byte offset, reason, masked
+text) and the offset moves past it; NUL and invalid UTF-8 bytes are replaced by `?`. Rows,
+records set aside and the new offset are saved in one transaction per file; a line the
+provider is still writing is read next time. Loads are idempotent: a re-run changes nothing.
 
 A run that added opt-outs updates the Asset **`smsdrop://optouts`** (its extra holds the
 run's counts): a DAG scheduled on it runs when the suppression list changed, and a
-campaign prepared after the event excludes those people. XCom carries counts only; logs never show a number or a message.
+campaign prepared after the event excludes those people. A report file that could not be
+loaded does not stop the others nor the Asset event; `check_failures` then fails the run,
+and the next run tries that file again. A run in which every file went through is recorded
+in `sms_optout_loads` (`Warehouse.last_optout_load()`: how fresh the suppression list is).
+XCom carries counts only; logs never show a number or a message.
 """
 
 from __future__ import annotations
@@ -58,8 +68,20 @@ def sms_reports() -> None:
 
         get_current_context()["outlet_events"][OPTOUTS].extra = dict(counts)
 
+    @task
+    def check_failures(counts: dict[str, int]) -> None:
+        """Fail the run when a report file could not be loaded (the others were; the log of
+        ``load_reply_reports`` names it and why); the next run tries it again."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        if counts.get("failed"):
+            raise AirflowFailException(
+                f"{counts['failed']} report file(s) could not be loaded: see load_reply_reports"
+            )
+
     counts = load_reply_reports()
     new_optouts(counts) >> announce_optouts(counts)
+    check_failures(counts)
 
 
 sms_reports()

@@ -107,6 +107,7 @@ def test_replies_and_optouts_loaded_incrementally_and_idempotently(
         "quarantined": 0,
         "cleaned": 0,
         "replies": 2,
+        "failed": 0,
         "optouts": 1,  # the STOP (its SMSMO copy finds it there already)
     }
     state = _state()
@@ -269,12 +270,12 @@ def test_a_failed_load_keeps_no_row_and_the_offset(sent, monkeypatch) -> None:
 
     with monkeypatch.context() as patch:
         patch.setattr(Warehouse, "set_offset", broken)
-        with pytest.raises(RuntimeError, match="went away"):
-            load_reply_reports()
+        counts = load_reply_reports()  # each file failed on its own: counted, not raised
+    assert (counts["failed"], counts["files_read"], counts["optouts"]) == (2, 0, 0)
     state = _state()
     assert state["optouts"] == [] and state["replies"] == []
     assert state["offsets"] == {STOP: 0, SMSMO: 0}
-    counts = load_reply_reports()  # the retry
+    counts = load_reply_reports()  # the next run
     assert counts["files_read"] == 2 and counts["optouts"] == 1 and counts["replies"] == 1
     assert [n for n, _ in _state()["optouts"]] == [numbers[2]]
 
@@ -349,6 +350,27 @@ def test_one_failing_file_does_not_stop_the_others(sent) -> None:
         last = wh.last_optout_load()
         assert last is not None and before <= last <= datetime.now(UTC)
         assert last == result.finished_at.replace(microsecond=last.microsecond)
+
+
+def test_a_failing_file_fails_the_run_after_the_others_are_announced(sent) -> None:
+    numbers = msisdns(10)
+    sent.reply(numbers[1], "STOP")
+    with warehouse_from_connection() as wh:
+        wh.migrate()
+        wh.set_offset(SMSMO, 10**6)  # SMSMO cannot be read
+    run = run_dag(_load_dag())
+    assert str(run.state) == "failed"
+    states = {task: state for task, (state, _) in task_states(run).items()}
+    assert states == {
+        "load_reply_reports": "success",
+        "new_optouts": "success",
+        "announce_optouts": "success",  # STOP's opt-out is announced all the same
+        "check_failures": "failed",
+    }
+    assert xcom(run, "load_reply_reports")["failed"] == 1
+    assert _asset_events(run)[-1]["optouts"] == 1
+    with warehouse_from_connection() as wh:
+        assert wh.last_optout_load() is None
 
 
 def test_a_refresh_is_one_sftp_session_stop_first(sent, caplog) -> None:

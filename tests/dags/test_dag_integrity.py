@@ -104,4 +104,5 @@ def test_sms_reports_is_scheduled_and_updates_the_optouts_asset() -> None:
         "load_reply_reports": [],
         "new_optouts": [],
         "announce_optouts": ["smsdrop://optouts"],
+        "check_failures": [],
     }

@@ -234,11 +234,18 @@ def load_reply_reports(
     warehouse_conn_id: str = "smsdrop_warehouse",
 ) -> dict[str, int]:
     """The ``sms_reports`` task: migrate the warehouse, :func:`refresh_optouts`, return the
-    counts (:meth:`RefreshResult.as_dict`) for XCom."""
+    counts (:meth:`RefreshResult.as_dict`) for XCom, plus ``failed``: the files that could
+    not be loaded (named in the log). A failed file does not fail this task — the others'
+    opt-outs must still be announced — the DAG's ``check_failures`` fails the run after.
+    The provider unreachable (``Report/`` cannot be listed) fails it: Airflow retries."""
     from smsdrop.airflow.hooks import MTargetHook
     from smsdrop.airflow.warehouse import warehouse_from_connection
 
     hook = MTargetHook(mtarget_conn_id)
     with warehouse_from_connection(warehouse_conn_id) as warehouse:
         warehouse.migrate()
-        return refresh_optouts(hook, warehouse).as_dict()
+        try:
+            result, failed = refresh_optouts(hook, warehouse), {}
+        except RefreshFailed as error:
+            result, failed = error.result, error.failed
+    return {**result.as_dict(), "failed": len(failed)}
