@@ -395,3 +395,36 @@ def test_empty_files_and_control_characters_in_names(tmp_path, capsys) -> None:
     assert main([*args, "--message", "Hi", "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\\x1b[2Jmsisdn" in err
+
+
+PARQUET_COLUMNS = st.sampled_from(
+    [
+        pa.array(["0612345678", "+33612345679", "NA"]),
+        pa.array([b"0612345678", b"\xff", None]),
+        pa.array([612345678, 612345679, None], pa.int64()),
+        pa.array([1.5, float("nan"), None]),
+        pa.array([True, False, None]),
+        pa.array([[1], [], None]),
+        pa.array([{"a": 1}, None, {"a": 2}]),
+        pa.array([None, None, None], pa.null()),
+        pa.array(["x", "y", "x"]).dictionary_encode(),
+        pa.array([datetime(2026, 1, 1), None, datetime(2026, 1, 2)], pa.timestamp("s", "UTC")),
+    ]
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(PARQUET_COLUMNS, PARQUET_COLUMNS, PARQUET_COLUMNS)
+def test_any_parquet_types_are_refused_or_every_row_accounted(tmp_path, idremote, msisdn, name):
+    path = parquet(tmp_path, idremote=idremote, msisdn=msisdn, first_name=name)
+    out = tmp_path / "o"
+    try:
+        summary = run(path, out)
+    except InputError as error:
+        assert error.file == str(path) and error.field in ("idremote", "msisdn", "first_name")
+        return
+    assert summary.recipients == 3 == summary.valid + summary.rejected
+    assert summary.valid == len(sent(out)) and summary.rejected == len(rejects(out))
+    assert not sent(out)["msg"].str.contains("nan|None", regex=True).any()
