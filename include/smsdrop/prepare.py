@@ -231,8 +231,13 @@ def _masked(name: str) -> str:
 
 
 def _read_parquet(
-    path: Path, columns: list[str], batch_size: int, what: str
+    path: Path,
+    columns: list[str],
+    batch_size: int,
+    what: str,
+    numbers: tuple[str, ...] = AUDIENCE_REQUIRED,
 ) -> Iterator[pd.DataFrame]:
+    """Batches of ``columns`` as text; ``numbers`` are the columns a float cannot hold."""
     try:
         source = pq.ParquetFile(path)
         schema = source.schema_arrow
@@ -241,7 +246,7 @@ def _read_parquet(
     positions = _resolve(path, schema.names, columns)
     actual = {name: schema.names[index] for name, index in positions.items()}
     for name, index in positions.items():
-        _text_rule(path, schema.field(index), name)
+        _text_rule(path, schema.field(index), name, name in numbers)
     try:
         start = 0
         wanted = list(dict.fromkeys(actual.values()))
@@ -257,13 +262,13 @@ def _read_parquet(
         ) from None
 
 
-def _text_rule(path: Path, column: pa.Field, name: str) -> None:
+def _text_rule(path: Path, column: pa.Field, name: str, number: bool) -> None:
     """Refuse a Parquet column that has no faithful text form for a SEND field."""
     kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
     if any(test(kind) for test in (*_STRING, *_BINARY, *_TEXT_LIKE)):
         return
     if pa.types.is_floating(kind):
-        if column_key(name) in ("idremote", "msisdn"):
+        if number:
             raise InputError(
                 f"column {printable(column.name)} is {kind}: a number stored as a float loses "
                 "its + and leading 0; store it as text",
@@ -558,7 +563,7 @@ def load_optouts(
                 f"not a readable Parquet file ({_kind(error)})", file=str(path)
             ) from None
         column = _optout_column(path, names)
-        batches = _read_parquet(path, [column], batch_size, "opt-out")
+        batches = _read_parquet(path, [column], batch_size, "opt-out", (column,))
     else:
         layout = csv_layout(path)
         first = layout.names[0] if layout.names else ""

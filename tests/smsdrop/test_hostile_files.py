@@ -269,9 +269,10 @@ def test_optout_parquet_integers_read_floats_refused(tmp_path) -> None:
     path = tmp_path / "stop.parquet"
     pq.write_table(pa.table({"msisdn": pa.array([612345678], pa.int64())}), path)
     assert load_optouts(path).numbers.tolist() == ["+33612345678"]
-    pq.write_table(pa.table({"msisdn": pa.array([33612345678.0])}), path)
-    with pytest.raises(InputError, match="float"):
-        load_optouts(path)
+    for name in ("msisdn", "Phone", "anything"):
+        pq.write_table(pa.table({name: pa.array([33612345678.0])}), path)
+        with pytest.raises(InputError, match="float"):
+            load_optouts(path)
 
 
 @pytest.mark.parametrize(
