@@ -336,6 +336,12 @@ def format_summary(summary: dict) -> str:
     lines.append(
         "  countries    " + ", ".join(f"{k} {v:,}" for k, v in summary["countries"].items())
     )
+    optout_file = summary.get("optout_file")
+    if optout_file:
+        lines.append(
+            f"  opt-out file {optout_file['entries']:,} entries, {optout_file['numbers']:,} "
+            f"numbers, {optout_file['unreadable']:,} not numbers"
+        )
     for file in summary["files"]:
         lines.append(
             f"  file         {file['name']}  {file['rows']:,} records  {file['bytes']:,} B"

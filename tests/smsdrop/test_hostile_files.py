@@ -307,6 +307,11 @@ def test_unreadable_optout_entries_are_counted_and_reported(tmp_path, capsys) ->
     assert out["opted_out"] == 2 and out["valid"] == 1
     assert out["optout_file"]["unreadable"] == 2 and out["optout_file"]["entries"] == 4
     assert any("2 of 4 entries are not phone numbers" in w for w in out["warnings"])
+    human = [a for a in args if a != "--json"]
+    assert main([*human, "--out", str(tmp_path / "h")]) == 0
+    text = capsys.readouterr().out
+    assert "opt-out file 4 entries, 2 numbers, 2 not numbers" in text
+    assert "records 2, 3; header not counted" in text and "0612345679" not in text
 
 
 # --- every row accounted: property tests ------------------------------------------------
