@@ -158,3 +158,24 @@ def test_known_hosts_none_is_refused_on_both_sides(sandbox, connect, keys) -> No
     fired = asyncio.run(first_event())
     assert fired["reason"] == "host_key"
     assert attempts(sandbox) == (0, 0, 0)  # nothing was ever sent to the server
+
+
+def test_home_known_hosts_never_vouches_for_the_server(sandbox, connect, tmp_path, monkeypatch):
+    """A worker's ``~/.ssh/known_hosts`` that lists the server is not a pin: both hooks
+    refuse an unpinned connection, asking for the host_key extra."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "known_hosts").write_text(sandbox.known_hosts_line() + "\n")
+    monkeypatch.setenv("HOME", str(home))
+    connect(sandbox.port, host_key=None)
+    with pytest.raises(MTargetHostKeyError, match="no host key pinned"):
+        MTargetHook().list_reports()
+    trigger = MTargetFileStatusTrigger(name=NAME, folder="Send", poll_interval=0.01)
+
+    async def first_event():
+        async for fired in trigger.run():
+            return fired.payload
+
+    fired = asyncio.run(first_event())
+    assert (fired["status"], fired["reason"]) == ("error", "host_key")
+    assert attempts(sandbox)[1:] == (0, 0)  # no credential offered to an unverified server

@@ -794,7 +794,8 @@ class MTargetHookAsync(SFTPHookAsync):
     offers only those. Here: the same extras are refused as on the sync side
     (:func:`check_extras`), only the connection's own key, key file and password are
     offered (``look_for_keys`` / ``allow_agent`` extras to widen), no SSH config file is
-    read, and the weak algorithms are never offered.
+    read, ``~/.ssh/known_hosts`` neither (without a pin nothing is trusted), and the weak
+    algorithms are never offered.
     """
 
     async def _get_conn(self) -> asyncssh.SSHClientConnection:
@@ -831,10 +832,16 @@ class MTargetHookAsync(SFTPHookAsync):
                 "mac_algs": ASYNC_MACS,
                 "kex_algs": ASYNC_KEX,
             }
-            if self.known_hosts and (
-                not isinstance(self.known_hosts, str) or self._should_use_known_hosts()
-            ):
-                options["known_hosts"] = self.known_hosts
+            if self.passphrase:
+                options["passphrase"] = self.passphrase
+            unpinned = "known_hosts" not in extras and self.known_hosts == os.path.expanduser(
+                self.default_known_hosts
+            )
+            # Not pinned: trust nothing (asyncssh would read ~/.ssh/known_hosts, which the
+            # sync hook never does); an explicit known_hosts file or the host_key line is used.
+            options["known_hosts"] = (
+                asyncssh.import_known_hosts("") if unpinned else self.known_hosts
+            )
             return await asyncssh.connect(**options)
         finally:
             if agent is not None:
