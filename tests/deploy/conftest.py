@@ -135,6 +135,8 @@ def deployment(
                     # a task whose worker died is failed (then retried) after 20 s, not 5 min
                     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
                     "AIRFLOW__CORE__PARALLELISM": "8",
+                    # the machine is shared: an execution API call may wait for a core
+                    "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
                     # a Celery message held by a killed worker is given up after 90 s
                     "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
                     "SMSDROP_STAGING": (folder / "staging").as_uri(),
