@@ -478,25 +478,24 @@ def test_an_optout_published_before_the_upload_is_honoured(
 def test_the_upload_waits_for_the_slot_less_the_lead(
     sandbox: Sandbox, campaign: dict[str, Any], slot: datetime
 ) -> None:
-    """upload_at = slot - upload_lead_minutes, some seconds from now: the sensor defers and
-    the uploads start after it, not before."""
-    lead = int((slot - datetime.now(UTC)).total_seconds() // 60)
+    """upload_at = slot - upload_lead_minutes, 90 to 150 s from now: the sensor starts before
+    it, defers, and the uploads start after it, not before."""
+    lead = int((slot - datetime.now(UTC) - timedelta(seconds=90)).total_seconds() // 60)
     upload_at = slot - timedelta(minutes=lead)
-    if (upload_at - datetime.now(UTC)).total_seconds() < 3:
-        lead -= 1
-        upload_at = slot - timedelta(minutes=lead)
     run = _run(sandbox, upload_lead_minutes=lead, campaign_id="waits")
     states = task_states(run)
     assert str(run.state) == "success", states
     assert xcom(run, "plan") and states["wait_upload_time"][0] == "success"
+    from airflow.models import TaskInstance
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        from airflow.models import TaskInstance
-
-        uploads = session.query(TaskInstance).filter_by(run_id=run.run_id, task_id="upload").all()
-        starts = [ti.start_date for ti in uploads]
+        rows = session.query(TaskInstance).filter_by(run_id=run.run_id).all()
+        sensor = next(ti for ti in rows if ti.task_id == "wait_upload_time")
+        starts = [ti.start_date for ti in rows if ti.task_id == "upload"]
+    assert sensor.start_date < upload_at, "the sensor started after upload_at: nothing proven"
     assert starts and min(starts) >= upload_at - timedelta(seconds=1)
+    assert sensor.end_date >= upload_at - timedelta(seconds=1)
 
 
 @pytest.mark.parametrize("warehouse_conn", ["duckdb"], indirect=True)
@@ -533,6 +532,7 @@ def test_a_failed_refresh_with_a_stale_list_stops_the_upload(
     assert sandbox.events("file_received")
 
 
+@pytest.mark.parametrize("warehouse_conn", ["duckdb"], indirect=True)
 def test_a_send_time_beyond_the_horizon_is_refused(
     sandbox: Sandbox, campaign: dict[str, Any], capfd: pytest.CaptureFixture[str]
 ) -> None:
