@@ -26,6 +26,10 @@ COLOURS = {
     "stop": "#CC79A7",
 }
 OUTCOMES = ("delivered", "unconfirmed", "failed", "not_sent")
+#: Fields shown as instants (UTC, to the second).
+TIME_FIELDS = frozenset(
+    {"send_at", "created_at", "updated_at", "finished_at", "ack_loaded_at", "hour"}
+)
 
 LABELS = {
     "campaign_id": "Campaign",
@@ -56,7 +60,7 @@ a{color:#0072B2}
 .kpis{display:flex;flex-wrap:wrap;gap:.8rem;margin:.5rem 0}
 .kpi{border:1px solid #e2e8f0;border-radius:6px;padding:.4rem .8rem;min-width:6rem}
 .kpi b{display:block;font-size:1.25rem}
-.muted{color:#718096}
+.muted{color:#718096}.life{white-space:nowrap}
 .state{display:inline-block;padding:0 .35rem;margin-right:.15rem;border-radius:3px;
 background:#edf2f7;color:#a0aec0;font-size:.8rem}
 .state.on{background:#0072B2;color:#fff}.state.reject{background:#D55E00;color:#fff}
@@ -77,11 +81,22 @@ def number(value: Any) -> str:
     return str(value)
 
 
+def when(value: Any) -> str:
+    """An ISO 8601 UTC instant of the figures, to the second: ``2026-12-01 09:00:00 UTC``."""
+    if not value:
+        return "—"
+    text = str(value)
+    if len(text) >= 19 and text[10] == "T":
+        return f"{text[:10]} {text[11:19]} UTC"
+    return text
+
+
 def _cell(field: str, value: Any) -> str:
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     data = "" if value is None else f' data-value="{escape(str(value))}"'
     css = ' class="n"' if numeric else ""
-    return f'<td{css} data-field="{field}"{data}>{escape(number(value))}</td>'
+    text = when(value) if field in TIME_FIELDS else number(value)
+    return f'<td{css} data-field="{field}"{data}>{escape(text)}</td>'
 
 
 def page(title: str, body: str) -> str:
@@ -281,7 +296,7 @@ def campaign_page(detail: dict[str, Any], back: str, run: str | None) -> str:
     facts = (
         f'<p><a href="{escape(back)}">← all campaigns</a>{run_html} · status '
         f'<b data-field="status">{escape(str(c.get("status") or "—"))}</b> · send slot '
-        f"{escape(str(c.get('send_at') or '—'))} · service {escape(str(c.get('service_id') or '—'))}</p>"
+        f"{escape(when(c.get('send_at')))} · service {escape(str(c.get('service_id') or '—'))}</p>"
     )
     funnel = bars([(s["step"], s["count"]) for s in detail["funnel"]], name="funnel")
     rejects = bars(
@@ -294,11 +309,12 @@ def campaign_page(detail: dict[str, Any], back: str, run: str | None) -> str:
     blabels = {**labels, "acked": "ACK lines", "network": "Mobile network", "country": "Country"}
     files_rows = "".join(
         f'<tr data-file="{escape(f["name"])}"><td>{escape(f["name"])}</td>'
-        f"<td>{_file_states(f)}</td>{_cell('row_count', f['row_count'])}"
+        f'<td class="life">{_file_states(f)}</td>'
+        f"{_cell('row_count', f['row_count'])}"
         f"{_cell('acked', f['acked'])}"
-        f"<td>{escape(str(f['created_at'] or '—'))}</td><td>{escape(str(f['updated_at'] or '—'))}</td>"
-        f"<td>{escape(str(f['finished_at'] or '—'))}</td>"
-        f"<td>{escape(str(f['ack_loaded_at'] or '—'))}</td></tr>"
+        f"{_cell('created_at', f['created_at'])}{_cell('updated_at', f['updated_at'])}"
+        f"{_cell('finished_at', f['finished_at'])}"
+        f"{_cell('ack_loaded_at', f['ack_loaded_at'])}</tr>"
         for f in detail["files"]
     )
     files = (

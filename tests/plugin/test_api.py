@@ -164,6 +164,8 @@ def test_auth(seeded, client, auth_manager) -> None:
     a bad token: 403; a user without a role (no access to the DAG's runs): 403."""
     client.cookies.clear()
     assert client.get("/smsdrop/api/campaigns").status_code == 401
+    assert client.get("/smsdrop/api/campaigns/promo").status_code == 401
+    assert client.get("/smsdrop/api/openapi.json").status_code == 401
     page = client.get("/smsdrop/campaigns/promo?x=1")
     assert page.status_code == 303
     assert page.headers["location"] == auth_manager.get_url_login(
@@ -175,3 +177,5 @@ def test_auth(seeded, client, auth_manager) -> None:
     assert client.get("/smsdrop/api/campaigns", headers=nobody).status_code == 403
     viewer = {"Authorization": f"Bearer {token(auth_manager, 'viewer')}"}
     assert client.get("/smsdrop/api/campaigns", headers=viewer).json()["total"] == 2
+    schema = client.get("/smsdrop/api/openapi.json", headers=viewer).json()
+    assert set(schema["paths"]) == {"/api/campaigns", "/api/campaigns/{campaign_id}"}

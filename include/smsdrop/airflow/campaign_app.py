@@ -175,8 +175,8 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title="smsdrop campaigns",
         description="Campaign figures from the smsdrop warehouse (docs/CAMPAIGN_PAGE.md).",
-        docs_url="/api/docs",
-        openapi_url="/api/openapi.json",
+        docs_url=None,  # the schema is served below, to logged-in users only
+        openapi_url=None,
         redoc_url=None,
     )
 
@@ -204,6 +204,10 @@ def create_app() -> FastAPI:
     @app.get("/api/campaigns/{campaign_id}", summary="One campaign's figures")
     def api_campaign(campaign_id: str, user: Any = Reader) -> dict[str, Any]:
         return _detail(campaign_id)
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi(user: Any = Reader) -> dict[str, Any]:
+        return app.openapi()
 
     @app.get("/", include_in_schema=False)
     def home(request: Request, user: Any = Reader) -> Response:
