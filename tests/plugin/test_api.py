@@ -179,3 +179,35 @@ def test_auth(seeded, client, auth_manager) -> None:
     assert client.get("/smsdrop/api/campaigns", headers=viewer).json()["total"] == 2
     schema = client.get("/smsdrop/api/openapi.json", headers=viewer).json()
     assert set(schema["paths"]) == {"/api/campaigns", "/api/campaigns/{campaign_id}"}
+
+
+@pytest.mark.parametrize("warehouse_conn", ["duckdb"], indirect=True)
+def test_duckdb_held_by_a_task(seeded, client, monkeypatch, tmp_path) -> None:
+    """While another process writes the DuckDB file, a page answers 503 after a short wait
+    (not the engine's ten minutes), and works again once the file is free."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from smsdrop.airflow import campaign_app
+
+    monkeypatch.setattr(campaign_app, "DUCKDB_WAIT", 1.0)
+    hold = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True)"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold + "; time.sleep(120)", str(tmp_path / "wh.duckdb")],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == b"held"
+        started = time.monotonic()
+        busy = client.get("/smsdrop/api/campaigns")
+        assert busy.status_code == 503
+        assert "being written by a task" in busy.json()["detail"]
+        assert time.monotonic() - started < 30
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait(30)
+    assert client.get("/smsdrop/api/campaigns").json()["total"] == 2

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 CAMPAIGN_DAG = "sms_campaign"
 CAMPAIGN_DAGS = ("sms_campaign", "sms_campaign_nightly")
 URL_PREFIX = "/smsdrop"
+#: Seconds a page waits for a DuckDB warehouse file that a task holds.
+DUCKDB_WAIT = 5.0
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -75,16 +77,35 @@ class _NoWarehouse(Exception):
     """The warehouse does not exist yet (no campaign ever ran)."""
 
 
+def _open_warehouse() -> Any:
+    """The connection's warehouse, read-only. A DuckDB file waits at most
+    :data:`DUCKDB_WAIT` s for a task that writes it (one process writes a DuckDB file, and
+    a reader must wait): a page should not hold an api-server thread for the engine's
+    default ten minutes."""
+    from smsdrop.airflow.warehouse import DuckDBHook, warehouse_dialect, warehouse_from_connection
+    from smsdrop.warehouse import DuckDBWarehouse
+
+    if warehouse_dialect() != "duckdb":
+        return warehouse_from_connection(read_only=True)
+    path = DuckDBHook().path
+    if not path.is_file():
+        raise _NoWarehouse
+    return DuckDBWarehouse(path, read_only=True, lock_timeout=DUCKDB_WAIT)
+
+
 @contextmanager
 def _warehouse() -> Iterator[Any]:
-    """The warehouse of the connection, read-only; a clear 503 when it cannot be read."""
-    from smsdrop.airflow.warehouse import warehouse_from_connection
-
+    """The warehouse, read-only; a clear 503 when it cannot be read now."""
     try:
-        wh = warehouse_from_connection(read_only=True)
-    except Exception as error:  # noqa: BLE001  (locked DuckDB, PostgreSQL down, bad conn.)
-        if "database does not exist" in str(error):  # DuckDB file no campaign created yet
-            raise _NoWarehouse from None
+        wh = _open_warehouse()
+    except _NoWarehouse:
+        raise
+    except TimeoutError:  # a DuckDB file a task is writing
+        raise HTTPException(
+            status_code=503,
+            detail="the DuckDB warehouse is being written by a task: reload in a moment",
+        ) from None
+    except Exception as error:  # noqa: BLE001  (PostgreSQL down, bad connection…)
         log.warning("smsdrop warehouse not readable: %s", error)
         raise HTTPException(
             status_code=503,
