@@ -486,3 +486,29 @@ def test_hostile_names_cannot_reach_the_sandboxs_state(sandbox, keys: Keys, name
     assert (state / "state.json").exists() and (kept / "static.npz").exists()
     assert (kept / "SEND-12345-20261201-0800-first.csv").exists()
     assert not [p for p in state.rglob("*.csv") if p.name == name]  # dropped with its verdict
+
+
+def test_quota_stops_openssh_and_paramiko_uploads(make_sandbox, keys: Keys, tmp_path) -> None:
+    from tests.sandbox.conftest import SFTP, openssh
+
+    sandbox = make_sandbox(quota=50_000)
+    big = tmp_path / "big.tmp"
+    big.write_bytes(records(mobiles(1000)))  # ~70 kB
+    transport = paramiko.Transport(("127.0.0.1", sandbox.port))
+    try:
+        key = paramiko.Ed25519Key.from_private_key_file(str(keys.ed25519))
+        transport.connect(username="sandbox", pkey=key)
+        client = paramiko.SFTPClient.from_transport(transport)
+        assert client is not None
+        # paramiko pipelines its writes: it reports the refused one as a short file.
+        with pytest.raises(OSError, match="quota|size mismatch"):
+            client.put(str(big), "Send/p.tmp")
+    finally:
+        transport.close()
+    assert (sandbox.layout.send / "p.tmp").stat().st_size <= 50_000
+    if SFTP is not None:
+        result = openssh(sandbox, keys.ed25519, "put big.tmp Send/o.tmp\n", tmp_path, check=False)
+        # OpenSSH shows the status code's name (v3 has no quota code), not the message.
+        assert result.returncode != 0 and 'write remote "/Send/o.tmp"' in result.stderr
+        used = sum(p.stat().st_size for p in sandbox.layout.send.iterdir())
+        assert used <= 50_000
