@@ -2,7 +2,8 @@
 
 Airflow 3's plugin interface: a FastAPI app mounted on the api-server under ``/smsdrop``
 (``fastapi_apps``) and a "Campaigns" entry in the UI's navigation that shows its page in
-the UI's frame (``external_views`` with a ``url_route``: ``/plugin/smsdrop-campaigns``).
+the UI's frame (``external_views`` with a ``url_route``: ``/plugin/smsdrop-campaigns``),
+and a "Campaign" tab on each DAG run's page (the campaign that run planned).
 What the pages do is in :mod:`smsdrop.airflow.campaign_app`; this file only declares them.
 """
 
@@ -27,5 +28,11 @@ class SmsdropPlugin(AirflowPlugin):
             "destination": "nav",
             "url_route": "smsdrop-campaigns",
             "nav_top_level": True,
-        }
+        },
+        {  # a tab on every DAG run's page; the UI fills in {DAG_ID} and {RUN_ID}
+            "name": "Campaign",
+            "href": f"{URL_PREFIX}/runs/{{DAG_ID}}/{{RUN_ID}}",
+            "destination": "dag_run",
+            "url_route": "smsdrop-campaign-of-run",
+        },
     ]

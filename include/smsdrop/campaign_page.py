@@ -167,6 +167,17 @@ def file_life(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "states": list(reached), "final": state in FINAL_STATES}
 
 
+def campaign_of_run(wh: Warehouse, run_id: str) -> str | None:
+    """The campaign a DAG run planned (``planned_by`` of its parameters), if any."""
+    found = _rows(
+        wh,
+        "SELECT campaign_id FROM sms_campaigns WHERE parameters ->> 'planned_by' = %s"
+        " ORDER BY created_at DESC LIMIT 1",
+        (run_id,),
+    )
+    return found[0]["campaign_id"] if found else None
+
+
 def campaign_detail(wh: Warehouse, campaign_id: str) -> dict[str, Any]:
     """One campaign's page: its figures, funnel, rejects by reason, delivery by mobile
     network and by country, STOP replies over time and each SEND file's life.

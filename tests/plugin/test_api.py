@@ -146,6 +146,16 @@ def test_pages_show_the_figures(seeded, client) -> None:
     ]  # fmt: skip
 
 
+def test_run_tab(seeded, client) -> None:
+    """The "Campaign" tab of a DAG run: the campaign it planned, or a page saying none."""
+    from urllib.parse import quote
+
+    tab = client.get(f"/smsdrop/runs/sms_campaign/{quote(RUN_ID, safe='')}")
+    assert (tab.status_code, tab.headers["location"]) == (307, "/smsdrop/campaigns/promo")
+    other = client.get("/smsdrop/runs/sms_reports/scheduled__2026-12-01T09:00:00+00:00")
+    assert other.status_code == 200 and "No campaign" in other.text
+
+
 def test_unknown_campaign(seeded, client) -> None:
     assert client.get("/smsdrop/api/campaigns/nope").status_code == 404
     assert client.get("/smsdrop/campaigns/nope").status_code == 404

@@ -36,6 +36,8 @@ def test_plugin_loads_without_errors() -> None:
     views, react_apps = plugins_manager._get_ui_plugins()
     (view,) = [v for v in views if v.get("url_route") == "smsdrop-campaigns"]
     assert (view["href"], view["destination"], react_apps) == ("/smsdrop/campaigns", "nav", [])
+    (tab,) = [v for v in views if v.get("url_route") == "smsdrop-campaign-of-run"]
+    assert (tab["href"], tab["destination"]) == ("/smsdrop/runs/{DAG_ID}/{RUN_ID}", "dag_run")
 
 
 def test_every_route_requires_a_user() -> None:

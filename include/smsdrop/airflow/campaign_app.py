@@ -2,6 +2,8 @@
 api-server (``/smsdrop``): two HTML pages and the JSON API behind them.
 
 - ``GET /smsdrop/campaigns`` and ``GET /smsdrop/campaigns/{campaign_id}``: the pages;
+- ``GET /smsdrop/runs/{dag_id}/{run_id}``: the "Campaign" tab of a DAG run (the campaign
+  that run planned);
 - ``GET /smsdrop/api/campaigns`` and ``GET /smsdrop/api/campaigns/{campaign_id}``: the
   same figures as JSON (docs/CAMPAIGN_PAGE.md).
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from html import escape
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -229,6 +232,25 @@ def create_app() -> FastAPI:
     @app.get("/api/openapi.json", include_in_schema=False)
     def openapi(user: Any = Reader) -> dict[str, Any]:
         return app.openapi()
+
+    @app.get("/runs/{dag_id}/{run_id}", include_in_schema=False)
+    def run_page(request: Request, dag_id: str, run_id: str, user: Any = Reader) -> Response:
+        """The "Campaign" tab of a DAG run: the campaign that run planned."""
+        try:
+            with _warehouse() as wh:
+                campaign_id = campaign_page.campaign_of_run(wh, run_id)
+        except _NoWarehouse:
+            campaign_id = None
+        if campaign_id is not None:
+            url = request.url_for("campaign_detail_page", campaign_id=campaign_id).path
+            return RedirectResponse(url, 307)
+        body = (
+            "<h1>No campaign</h1><p>The warehouse has no campaign planned by this run "
+            f"(<code>{escape(dag_id)}</code> / <code>{escape(run_id)}</code>): it has not "
+            "reached <code>plan</code> yet, or it is not a campaign run. "
+            f'<a href="{escape(request.url_for("campaigns_page").path)}">All campaigns</a>.</p>'
+        )
+        return HTMLResponse(campaign_html.page("smsdrop: no campaign", body))
 
     @app.get("/", include_in_schema=False)
     def home(request: Request, user: Any = Reader) -> Response:
