@@ -48,6 +48,7 @@ __all__ = [
     "REPLY_DATE_FORMAT",
     "REPLY_FIELDS",
     "REPLY_HOUR_FORMAT",
+    "SPLIT_BYTES",
     "Chunk",
     "Field",
     "Quarantined",
@@ -61,6 +62,7 @@ __all__ = [
     "parse_replies",
     "parse_replies_from",
     "shown",
+    "shown_number",
     "write_ack_line",
     "write_reply_line",
 ]
@@ -367,8 +369,11 @@ def _diagnose(
     return InputError(f"unreadable CSV ({type(cause).__name__})", file=where.source)
 
 
-def _read_strings(buf: bytes, start: int, fields: Sequence[Field], where: _Located) -> pa.Table:
-    """pyarrow's parse of ``buf`` (not empty), every column as text."""
+def _read_strings(
+    buf: bytes, start: int, fields: Sequence[Field], where: _Located, *, diagnose: bool = True
+) -> pa.Table:
+    """pyarrow's parse of ``buf`` (not empty), every column as text. A refused ``buf`` raises
+    the located :class:`InputError` (``diagnose``: a scan) or a bare ValueError (faster)."""
     names = [f.name for f in fields]
     try:
         table = pcsv.read_csv(
@@ -389,11 +394,15 @@ def _read_strings(buf: bytes, start: int, fields: Sequence[Field], where: _Locat
             ),
         )
     except pa.ArrowInvalid as exc:
+        if not diagnose:
+            raise ValueError("not readable as a whole") from None
         raise _diagnose(buf, start, fields, where, exc) from None
     # pyarrow takes an unterminated quoted field at the very end as a value (line ends and
     # all); a truncated report is not one. Cheap signs (odd quote count, a last value ending
     # in a line end) send the file to the exact check.
     if _suspect_tail(buf, table) and _WHOLE.fullmatch(buf, start) is None:
+        if not diagnose:
+            raise ValueError("unterminated quote")
         raise _diagnose(buf, start, fields, where, ValueError("unterminated quote")) from None
     return table
 
@@ -579,6 +588,9 @@ MAX_RECORD_BYTES: Final = 64 * 1024
 #: An open quote that has not closed after this many line breaks (or MAX_RECORD_BYTES) is
 #: a stray quote, not a message the provider is still writing: its first line is set aside.
 MAX_OPEN_LINES: Final = 100
+#: A region that is not good as a whole is halved down to this size before it is read
+#: record by record (the Python path), so one bad record costs little in a big file.
+SPLIT_BYTES: Final = 8 * 1024
 #: Characters of a record kept in :attr:`Quarantined.raw`.
 MAX_RAW_CHARS: Final = 1000
 #: What replaces each NUL or invalid UTF-8 byte (one byte for one: offsets do not move).
@@ -587,6 +599,7 @@ CLEAN_BYTE: Final = "?"
 _SAFE_VALUE: Final = re.compile(r"[0-9 :/.+\-]{0,12}")
 #: Digit runs that may be a phone number (separators allowed inside).
 _NUMBER_RUN: Final = re.compile(r"\+?[0-9](?:[ .\-]?[0-9]){5,}")
+_NUMBERISH: Final = re.compile(r"[0-9 .()+/\-]{0,40}")
 _DATE_OR_HOUR: Final = re.compile(
     r"[0-9]{6}|[0-9]{8}|[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{2}/[0-9]{2}/[0-9]{4}"
 )
@@ -628,6 +641,16 @@ def shown(value: object) -> str:
         return repr(text)
     plural = "" if len(text) == 1 else "s"
     return f"a value of {len(text)} character{plural} (not shown)"
+
+
+def shown_number(value: object) -> str:
+    """An MSISDN value for an error message: digits and separators only (a number, badly
+    written) are shown masked like the quarantine's raw text (``'+*** * ** ** ** 02'``),
+    anything else as :func:`shown` does."""
+    text = "" if value is None else str(value)
+    if _NUMBERISH.fullmatch(text) and sum(c.isdigit() for c in text) >= 6:
+        return repr(_NUMBER_RUN.sub(_mask_run, text))
+    return shown(text)
 
 
 def _mask_run(match: re.Match[str]) -> str:
@@ -675,6 +698,25 @@ def _stuck(tail: bytes) -> bool:
     return breaks > 0 and (breaks > MAX_OPEN_LINES or len(tail) > MAX_RECORD_BYTES)
 
 
+def _plain_lines(buf: bytes, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(body start, body end, next line start) of each line of ``buf[start:]``, which holds
+    no quote: CRLF, LF and a lone CR end a line, as in pyarrow; the last line may have none."""
+    a = np.frombuffer(buf, np.uint8)
+    lf, cr = a == ord("\n"), a == ord("\r")
+    cr_lf = np.zeros(len(a), bool)
+    cr_lf[:-1] = cr[:-1] & lf[1:]
+    ends = np.flatnonzero(lf | (cr & ~cr_lf))  # the last byte of each line end
+    ends = ends[ends >= start]
+    after_cr = np.concatenate(([False], cr[:-1]))
+    body_ends = ends - (lf[ends] & after_cr[ends])
+    nexts = ends + 1
+    if not len(nexts) or nexts[-1] < len(a):  # a last line without its line end
+        nexts = np.append(nexts, len(a))
+        body_ends = np.append(body_ends, len(a))
+    starts = np.concatenate(([start], nexts[:-1]))
+    return starts, body_ends, nexts
+
+
 class _Tolerant:
     """One tolerant read: records typed in bulk, the bad ones set aside (error path only)."""
 
@@ -686,57 +728,132 @@ class _Tolerant:
         require_msisdn: bool,
         fields: Sequence[Field] = REPLY_FIELDS,
         with_received_at: bool = True,
+        *,
+        buf: bytes = b"",
     ) -> None:
+        self.buf = buf  # the whole (clean) data; regions are slices of it
+        self._base = 0  # where the region being read starts in buf
         self.source, self.offset, self.first_line = source, offset, first_line
         self.require_msisdn = require_msisdn
         self.fields, self.with_received_at = tuple(fields), with_received_at
         self.tables: list[pa.Table] = []  # typed columns, in file order
         self.quarantined: list[Quarantined] = []
+        self._line_mark = (0, 0)  # (position, line breaks before it): see _line
+        self._unchecked: list[tuple[int, int, int, int]] = []  # (table, begin, stop, skip)
 
     # where things are
-    def _line(self, buf: bytes, pos: int) -> int | None:
-        return None if self.first_line is None else self.first_line + _count_lines(buf, pos)
+    def _line(self, pos: int) -> int | None:
+        """The physical line of ``pos`` (a line start), counted on from the last one asked
+        (set-asides come in file order: one pass over the buffer, not one per record)."""
+        if self.first_line is None:
+            return None
+        at, breaks = self._line_mark if self._line_mark[0] <= pos else (0, 0)
+        buf = self.buf
+        breaks += (
+            buf.count(b"\n", at, pos) + buf.count(b"\r", at, pos) - buf.count(b"\r\n", at, pos)
+        )
+        self._line_mark = (pos, breaks)
+        return self.first_line + breaks
 
-    def set_aside(self, buf: bytes, start: int, end: int, field: str, reason: str) -> None:
+    def set_aside(
+        self, buf: bytes, start: int, end: int, field: str, reason: str, base: int | None = None
+    ) -> None:
+        """Keep ``buf[start:end]`` aside; ``buf`` is the region being read (at ``base``)."""
         body = buf[start:end].rstrip(b"\r\n") if end > start else b""
+        at = (self._base if base is None else base) + start
         self.quarantined.append(
             Quarantined(
-                self.offset + start,
+                self.offset + at,
                 end - start,
-                self._line(buf, start),
+                self._line(at),
                 field,
                 reason,
                 mask_raw(body),
             )
         )
 
-    def region(self, buf: bytes, start: int, stop: int) -> None:
-        """Every record of ``buf[start:stop]`` (whole records) loaded or set aside."""
-        if _BLANK.match(buf[:stop], start):
+    def region(self, begin: int, stop: int) -> None:
+        """Every record of ``self.buf[begin:stop]`` (whole records) loaded or set aside."""
+        view = self.buf[begin:stop]  # a copy of the region only
+        self._base, start, at_file_start = begin, 0, self.offset + begin == 0
+        if _BLANK.match(view):
             return
-        at_file_start = self.offset + start == 0
-        view = buf[:stop]
-        skip = len(BOM) if at_file_start and view.startswith(BOM, start) else 0
+        skip = len(BOM) if at_file_start and view.startswith(BOM) else 0
         try:  # the fast path: the whole region is good (pyarrow, vectorised checks)
             table = self._fast(view, start, skip)
         except Exception:  # noqa: BLE001 - anything wrong: the record-by-record path says what
             table = None
         if table is not None:
+            if self.require_msisdn:  # checked in finish(): one classify for all such regions
+                self._unchecked.append((len(self.tables), begin, stop, skip))
             self.tables.append(table)
             return
+        if b'"' not in view:  # no quote: one record per line, vectorised
+            mark = len(self.quarantined)
+            try:
+                self._plain(view, start, skip)
+                return
+            except Exception:  # noqa: BLE001 - not expected: record by record instead
+                del self.quarantined[mark:]
+        if len(view) > SPLIT_BYTES:  # a big region: halve it, so good halves stay fast
+            cut = _complete_prefix(view[: len(view) // 2])
+            if 0 < cut < len(view):
+                self.region(begin, begin + cut)
+                self.region(begin + cut, stop)
+                return
         self._salvage(view, start + skip)
+
+    def _plain(self, view: bytes, start: int, skip: int) -> None:
+        """A region without a quote: every line is a record. Field counts and lengths are
+        checked per line with numpy, the good lines typed in one pyarrow read; Python only
+        touches the lines set aside."""
+        starts, ends, nexts = _plain_lines(view, start + skip)
+        semis = np.concatenate(([0], np.cumsum(np.frombuffer(view, np.uint8) == ord(";"))))
+        counts = semis[ends] - semis[starts] + 1
+        present = ends > starts  # pyarrow skips empty lines
+        long = (ends - starts) > MAX_RECORD_BYTES
+        bad = present & ((counts != len(self.fields)) | long)
+        names = ";".join(f.provider for f in self.fields)
+        for i in np.flatnonzero(bad).tolist():
+            found = int(counts[i])
+            if long[i]:
+                size = int(ends[i] - starts[i])
+                field, reason = "record", f"record of {size} bytes, longer than {MAX_RECORD_BYTES}"
+            else:
+                field = self.fields[found].provider if found < len(self.fields) else "record"
+                reason = f"expected {len(self.fields)} fields {names}, found {found}"
+            self.set_aside(view, int(starts[i]), int(nexts[i]), field, reason)
+        rows = np.flatnonzero(present & ~bad)
+        if not len(rows):
+            return
+        pieces, at = [], int(starts[0])
+        for i in np.flatnonzero(bad).tolist():  # the good stretches between bad lines
+            pieces.append(view[at : int(starts[i])])
+            at = int(nexts[i])
+        pieces.append(view[at:])
+        joined = b"\n" + b"".join(pieces)  # a leading blank line: a mid-file BOM is data
+        where = _Located(self.source, None, self.offset + start, 0)
+        table = _read_strings(joined, 0, self.fields, where, diagnose=False)
+        if table.num_rows != len(rows):  # not expected: the caller reads record by record
+            raise ValueError(f"{len(rows)} lines read as {table.num_rows} records")
+        columns, problems = self._problems(table)
+        for j, (field, reason) in problems.items():
+            i = int(rows[j])
+            self.set_aside(view, int(starts[i]), int(nexts[i]), field, reason)
+        keep = np.ones(len(rows), bool)
+        keep[list(problems)] = False
+        if keep.any():
+            self.tables.append(pa.table(columns).filter(pa.array(keep)))
 
     def _fast(self, view: bytes, start: int, skip: int) -> pa.Table | None:
         piece = view[start:]
         buf = piece if skip or not piece.startswith(BOM) else b"\n" + piece  # mid-file BOM
         where = _Located(self.source, None, self.offset + start, 0)
-        table = _read_strings(buf, skip, self.fields, where)
+        table = _read_strings(buf, skip, self.fields, where, diagnose=False)
         if table.num_rows and self._too_long(table):
             return None
         columns, refused = _convert(table, self.fields)
-        if refused or (self.require_msisdn and not pc.all(self._numbers_ok(table)).as_py()):
-            return None
-        return pa.table(columns)
+        return None if refused else pa.table(columns)
 
     def _too_long(self, table: pa.Table) -> bool:
         total = pc.add(pc.binary_length(table.column(0)), len(self.fields) - 1)
@@ -814,14 +931,19 @@ class _Tolerant:
         joined = b"\n" + b"\n".join(bodies) + b"\n"
         where = _Located(self.source, None, self.offset, 0)
         try:
-            table = _read_strings(joined, 0, self.fields, where)
+            table = _read_strings(joined, 0, self.fields, where, diagnose=False)
             if table.num_rows != len(bodies):  # not expected: each body is one record
                 raise ValueError(f"{len(bodies)} records re-read as {table.num_rows}")
-            columns, refused = _convert(table, self.fields)
+            columns, problems = self._problems(table)
         except Exception:  # noqa: BLE001 - never raise on content: one record at a time
             if len(bodies) == 1:
                 return self._type([])[0], {0: ("record", "unreadable record")}
             return self._one_by_one(bodies)
+        return pa.table(columns), problems
+
+    def _problems(self, table: pa.Table) -> tuple[dict[str, pa.Array], dict[int, tuple[str, str]]]:
+        """Typed columns of a text table and, by row, the first refused field and why."""
+        columns, refused = _convert(table, self.fields)
         problems: dict[int, tuple[str, str]] = {}
         checks: list[tuple[Field, pa.Array, Callable[[object], str]]] = []
         if self.require_msisdn:
@@ -829,7 +951,9 @@ class _Tolerant:
                 (
                     next(f for f in self.fields if f.name == "msisdn"),
                     pc.invert(self._numbers_ok(table)),
-                    lambda raw: "not a phone number that can be normalised, found " + shown(raw),
+                    lambda raw: (
+                        "not a phone number that can be normalised, found " + shown_number(raw)
+                    ),
                 )
             )
         for f, converted in refused:
@@ -843,7 +967,7 @@ class _Tolerant:
                 if int(row) not in problems:
                     raw = table.column(f.name)[int(row)].as_py()
                     problems[int(row)] = (f.provider, describe(raw))
-        return pa.table(columns), problems
+        return columns, problems
 
     def _one_by_one(self, bodies: list[bytes]) -> tuple[pa.Table, dict[int, tuple[str, str]]]:
         tables, problems = [], {}
@@ -856,6 +980,37 @@ class _Tolerant:
                 )  # a placeholder row: its index is in problems, never taken
             tables.append(table)
         return pa.concat_tables(tables), problems
+
+    def finish(self) -> None:
+        """The MSISDN check (``require_msisdn``) of the regions read by the fast path, in
+        one classify call; the records it refuses are located by scanning their region."""
+        if not self._unchecked:
+            return
+        field = next(f for f in self.fields if f.name == "msisdn")
+        parts = [self.tables[i].column("msisdn") for i, *_ in self._unchecked]
+        ok = self._numbers_ok(pa.table({"msisdn": pa.chunked_array(parts)}))
+        ok_rows = np.asarray(ok.to_numpy(zero_copy_only=False))
+        at = 0
+        for index, begin, stop, skip in self._unchecked:
+            table = self.tables[index]
+            bad = np.flatnonzero(~ok_rows[at : at + table.num_rows])
+            at += table.num_rows
+            if not len(bad):
+                continue
+            view, self._base = self.buf[begin:stop], begin
+            records = list(_scan(view, skip))  # pyarrow's records, in the same order
+            numbers = table.column("msisdn")
+            for row in bad.tolist():
+                rec = records[row]
+                reason = "not a phone number that can be normalised, found " + shown_number(
+                    numbers[row].as_py()
+                )
+                end = _eol(view, rec.start + len(rec.body))
+                self.set_aside(view, rec.start, end, field.provider, reason)
+            keep = np.ones(table.num_rows, bool)
+            keep[bad] = False
+            self.tables[index] = table.filter(pa.array(keep))
+        self._unchecked.clear()
 
     def frame(self) -> pd.DataFrame:
         if not self.tables:
@@ -892,12 +1047,18 @@ def _tolerant(
     """
     clean, _ = clean_bytes(data)
     reader = _Tolerant(
-        source, offset, first_line, require_msisdn, fields, with_received_at=fields is REPLY_FIELDS
+        source,
+        offset,
+        first_line,
+        require_msisdn,
+        fields,
+        with_received_at=fields is REPLY_FIELDS,
+        buf=clean,
     )
     pos = 0
     while True:
         end = len(clean) if final else pos + _complete_prefix(clean[pos:])
-        reader.region(clean, pos, end)
+        reader.region(pos, end)
         if final or not _stuck(clean[end:]):
             break
         pos = _first_line_end(clean, end)
@@ -909,6 +1070,7 @@ def _tolerant(
             _field_name(fields, first, len(first.body)),
             f"unterminated quoted field (still open after {MAX_OPEN_LINES} lines or"
             f" {MAX_RECORD_BYTES} bytes: its first line is set aside)",
+            base=0,
         )
     cleaned = (
         int(
@@ -919,8 +1081,10 @@ def _tolerant(
         if clean is not data
         else 0
     )
+    reader.finish()
+    frame = reader.frame()
     quarantined = tuple(sorted(reader.quarantined, key=lambda q: q.offset))
-    return Chunk(reader.frame(), offset + end, _count_lines(clean, end), quarantined, cleaned)
+    return Chunk(frame, offset + end, _count_lines(clean, end), quarantined, cleaned)
 
 
 # --- writing (for the sandbox that plays the provider) ---------------------------------

@@ -7,6 +7,7 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -21,6 +22,7 @@ from smsdrop.reports import (
     MAX_OPEN_LINES,
     MAX_RECORD_BYTES,
     REPLY_COLUMNS,
+    SPLIT_BYTES,
     Chunk,
     clean_bytes,
     format_record,
@@ -32,6 +34,7 @@ from smsdrop.reports import (
     parse_replies,
     parse_replies_from,
     shown,
+    shown_number,
     write_ack_line,
     write_reply_line,
 )
@@ -526,7 +529,8 @@ def test_unusable_stop_numbers_are_set_aside_masked() -> None:
     assert [(q.line, q.field) for q in chunk.quarantined] == [(2, "MSISDN"), (3, "MSISDN")]
     assert "6 12 34 56 02" not in chunk.quarantined[0].raw
     assert "not a phone number" in chunk.quarantined[0].reason
-    assert "(not shown)" in chunk.quarantined[0].reason
+    assert chunk.quarantined[0].reason.endswith("found '+*** * ** ** ** 02'")  # masked
+    assert chunk.quarantined[1].reason.endswith("a value of 7 characters (not shown)")
     assert len(_tolerant(data).frame) == 3  # SMSMO: a reply is kept as typed
 
 
@@ -543,6 +547,8 @@ def test_values_in_errors_are_masked() -> None:
     assert shown("2026-7-28") == "'2026-7-28'"
     assert shown("+33612345678") == "a value of 12 characters (not shown)"
     assert shown("Bonjour") == "a value of 7 characters (not shown)"
+    assert shown_number("06 12 34 56 78") == "'** ** ** ** 78'"
+    assert shown_number("rappel") == "a value of 6 characters (not shown)"
     data = b"+33612345601;+33612345678;103000;STOP;K1\n"
     with pytest.raises(InputError) as info:
         parse_replies(data, "STOP.csv")
@@ -619,3 +625,35 @@ def test_tolerant_ack_reading(mutations: list[tuple[int, str, bytes]]) -> None:
         parse_ack(file, "ack.csv")
     except InputError as error:
         assert re.search(r"[0-9]{9}", str(error)) is None, str(error)
+
+
+@pytest.mark.parametrize("message", ["STOP merci", "STOP; merci"])  # no quote / quoted
+def test_big_reports_with_bad_lines_are_read_in_halves(message: str) -> None:
+    """Over SPLIT_BYTES, a region with a bad line is halved until the bad lines are
+    isolated (and quote-free regions are checked line by line with numpy): the outcome is
+    the same line for line."""
+    lines, bad = [], {}
+    for i in range(3000):
+        good = write_reply_line(f"+336{12000000 + i:08d}", WHEN_0, message, f"K{i}")
+        if i % 97 == 5:
+            lines.append(b"x;y\r\n")
+            bad[i] = "HOUR"
+        elif i % 89 == 7:
+            lines.append(good.replace(f"+336{12000000 + i:08d}".encode(), b"rappel", 1))
+            bad[i] = "MSISDN"
+        elif i % 83 == 3:
+            lines.append(good.replace(b";20261201;", b";20261301;", 1))
+            bad[i] = "DATE"
+        else:
+            lines.append(good)
+    data = b"".join(lines)
+    assert len(data) > 10 * SPLIT_BYTES
+    chunk = _tolerant(data, require_msisdn=True)
+    _check_chunk(chunk, data)
+    assert chunk.next_offset == len(data)
+    expected = [f"K{i}" for i in range(3000) if i not in bad]
+    assert chunk.frame["idremote"].tolist() == expected
+    offsets = np.cumsum([0] + [len(line) for line in lines])
+    assert [(q.offset, q.line, q.field) for q in chunk.quarantined] == [
+        (int(offsets[i]), i + 1, field) for i, field in sorted(bad.items())
+    ]

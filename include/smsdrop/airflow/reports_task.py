@@ -165,7 +165,7 @@ def _load_file(hook: MTargetHook, warehouse: Warehouse, name: str, result: Refre
         loaded.optouts,
     )
     for q in chunk.quarantined:  # reasons are masked by the parser; the raw text is not logged
-        log.warning("%s: record at byte %d set aside (%s): %s", name, q.offset, q.field, q.reason)
+        log.warning("set aside: %s", q.describe(name))
     if chunk.cleaned:
         log.warning("%s: %d NUL or invalid UTF-8 byte(s) replaced by '?'", name, chunk.cleaned)
 
