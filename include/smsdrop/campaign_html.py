@@ -140,7 +140,8 @@ def stacked(rows: Sequence[dict[str, Any]], key: str, *, name: str) -> str:
     """Outcomes of the ACK lines per group (network, country) as stacked bars."""
     if not rows:
         return '<p class="muted">No ACK line loaded yet.</p>'
-    width, label_w, row_h = 560, 150, 26
+    rows = _top(rows, key)
+    width, label_w, row_h = 600, 190, 26
     top = max(int(r["acked"] or 0) for r in rows) or 1
     height = row_h * len(rows) + 4
     parts = [
@@ -151,10 +152,10 @@ def stacked(rows: Sequence[dict[str, Any]], key: str, *, name: str) -> str:
     ]
     for i, row in enumerate(rows):
         y, x = i * row_h + 2, label_w
-        label = row[key] or "unknown"
+        label = str(row[key] or "unknown")
         parts.append(
             f'<text x="{label_w - 6}" y="{y + 17}" text-anchor="end" font-size="12">'
-            f"{escape(str(label))}</text>"
+            f"<title>{escape(label)}</title>{escape(_short(label))}</text>"
         )
         for outcome in OUTCOMES:
             value = int(row[outcome] or 0)
@@ -172,6 +173,27 @@ def stacked(rows: Sequence[dict[str, Any]], key: str, *, name: str) -> str:
         for o in OUTCOMES
     )
     return "".join(parts) + f'<div class="legend">{legend}</div>'
+
+
+#: Groups drawn in a breakdown plot; the rest are summed in one "others" bar (the table
+#: below the plot lists every group).
+PLOT_GROUPS = 10
+
+
+def _short(label: str, size: int = 26) -> str:
+    return label if len(label) <= size else label[: size - 1] + "…"
+
+
+def _top(rows: Sequence[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """The largest groups by ACK lines, the others summed in one row."""
+    ranked = sorted(rows, key=lambda r: -int(r["acked"] or 0))
+    if len(ranked) <= PLOT_GROUPS:
+        return ranked
+    kept, rest = ranked[: PLOT_GROUPS - 1], ranked[PLOT_GROUPS - 1 :]
+    others: dict[str, Any] = {key: f"{len(rest)} others"}
+    for column in ("acked", *OUTCOMES):
+        others[column] = sum(int(r[column] or 0) for r in rest)
+    return [*kept, others]
 
 
 def timeline(points: Sequence[dict[str, Any]]) -> str:
