@@ -168,18 +168,27 @@ class Sandbox:
         self, step: timedelta = timedelta(hours=6), interval: float = 0.2
     ) -> Iterator[None]:
         """While inside, jump the clock by ``step`` every ``interval`` real seconds as long
-        as an accepted file still waits for its ACK — so a client that waits for reports (a
-        DAG run, the demo) gets them in seconds, whatever the day and the delay."""
+        as an accepted file still waits for its ACK and a client is looking for an ACK not
+        written yet — so a client that waits for reports (a DAG run, the demo) gets them in
+        seconds, whatever the day and the delay, while files still being uploaded (a
+        campaign's later files) arrive at the time they were meant for."""
         stop = threading.Event()
 
         def run() -> None:
             accepted, acked = EventTail(self.layout.root, "file_done"), set()
             acks = EventTail(self.layout.root, "report_written", report="ACK")
             waiting: set[str] = set()
+            written: set[str] = set()
             while not stop.wait(interval):
                 waiting |= {e["name"] for e in accepted.poll()}
-                acked |= {e["file"] for e in acks.poll()}
-                if waiting - acked:
+                for event in acks.poll():
+                    acked.add(event["file"])
+                    written.add(event.get("name", ""))
+                context = getattr(self, "_context", None)
+                asked = dict(context.acks_awaited) if context is not None else {}
+                recent = time.monotonic() - 60
+                wanted = {n for n, at in asked.items() if at > recent} - written
+                if waiting - acked and wanted:
                     self.advance(step)
 
         thread = threading.Thread(target=run, name="sandbox-fast-forward", daemon=True)
@@ -310,6 +319,7 @@ class Sandbox:
         ctx = Context(
             config, self.layout, self.clock, log_, intake, open_files, self._keys, self._password
         )
+        self._context = ctx
         acceptor = await asyncssh.listen(
             config.host,
             config.port,

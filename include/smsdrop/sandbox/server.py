@@ -212,6 +212,9 @@ class Context:
         self.connections: set[asyncssh.SSHServerConnection] = set()
         self.throttle = AuthThrottle(config.auth_failure_delay, config.auth_failure_delay_max)
         self.quota = Quota(layout.send, config.quota)
+        #: ACK report names a client looked for (stat), with the real time it last did:
+        #: what :meth:`Sandbox.fast_forward` waits for before it moves the clock.
+        self.acks_awaited: dict[str, float] = {}
 
 
 class SandboxSSHServer(asyncssh.SSHServer):
@@ -388,6 +391,20 @@ class SandboxSFTPServer(asyncssh.SFTPServer):
         if relative == _PRIVATE or relative.startswith(_PRIVATE + b"/"):
             raise asyncssh.SFTPPermissionDenied("Permission denied")
         return local
+
+    def _note_ack_wait(self, path: bytes) -> None:
+        local = self.map_path(path)
+        name = os.path.basename(local)
+        if os.path.dirname(local) == self._report and name.startswith(b"ACK-"):
+            self.ctx.acks_awaited[os.fsdecode(name)] = time.monotonic()
+
+    def stat(self, path: bytes):  # type: ignore[override]
+        self._note_ack_wait(path)
+        return super().stat(path)
+
+    def lstat(self, path: bytes):  # type: ignore[override]
+        self._note_ack_wait(path)
+        return super().lstat(path)
 
     async def scandir(self, path: bytes):  # type: ignore[override]
         local = self.map_path(path)
