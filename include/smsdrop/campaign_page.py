@@ -85,7 +85,9 @@ SELECT
 FROM sms_campaign_files AS f
 LEFT JOIN (
     SELECT send_file, COUNT(*) AS acked, MIN(loaded_at) AS ack_loaded_at
-    FROM sms_deliveries GROUP BY send_file
+    FROM sms_deliveries
+    WHERE send_file IN (SELECT name FROM sms_campaign_files WHERE campaign_id = %s)
+    GROUP BY send_file
 ) AS a ON a.send_file = f.name
 WHERE f.campaign_id = %s
 ORDER BY f.name
@@ -201,5 +203,5 @@ def campaign_detail(wh: Warehouse, campaign_id: str) -> dict[str, Any]:
             wh, _BREAKDOWN_SQL.format(view="sms_campaign_stats_by_country", key="country"), params
         ),
         "stop_replies_over_time": stop_timeline(stops),
-        "files": [file_life(r) for r in _rows(wh, _FILES_SQL, params)],
+        "files": [file_life(r) for r in _rows(wh, _FILES_SQL, params * 2)],
     }
