@@ -437,11 +437,15 @@ class StructureScan:
     def __init__(self, delimiter: str = ";", *, strict_line_ends: bool = False) -> None:
         self.delimiter = ord(delimiter)
         self.strict = strict_line_ends
+        #: Bytes that may touch a quote from outside: the delimiter, CR, LF, a quote.
+        self._bounds = np.zeros(256, dtype=bool)
+        self._bounds[[self.delimiter, _CR, _LF, _QUOTE]] = True
         self.fault: StructureFault | None = None
         self._offset = 0  # bytes before the current chunk
         self._lines = 0  # line ends before the current chunk
         self._quotes = 0  # quotes before the current chunk
-        self._open: tuple[int, int] = (0, 1)  # offset and line of the last opening quote
+        #: The last opening quote: its chunk, position there, and the chunk's offset and lines.
+        self._open: tuple[bytes, int, int, int] = (b"", 0, 0, 0)
         self._style: str | None = None  # "crlf" or "lf": the first line end's
 
     def feed(self, chunk: bytes) -> None:
@@ -462,36 +466,36 @@ class StructureScan:
             self._lines += _line_ends(chunk, len(chunk))
             self._offset += len(chunk)
 
+    @property
+    def lines(self) -> int:
+        """Line ends in the chunks scanned so far."""
+        return self._lines
+
     def finish(self) -> StructureFault | None:
         """The first fault, once the whole stream has been fed."""
         if self.fault is None and self._quotes % 2:
-            offset, line = self._open
-            self.fault = StructureFault("a quoted field is never closed", offset, line)
+            chunk, position, offset, lines = self._open
+            line = lines + _line_ends(chunk, position) + 1
+            self.fault = StructureFault("a quoted field is never closed", offset + position, line)
         return self.fault
 
     def _quote_rules(self, chunk: bytes) -> tuple[np.ndarray, StructureFault | None]:
         raw = np.frombuffer(chunk, dtype=np.uint8)
         at = np.flatnonzero(raw == _QUOTE)
-        opening = (self._quotes + np.arange(len(at))) % 2 == 0
-        bounds = np.array([self.delimiter, _CR, _LF, _QUOTE, -1], dtype=np.int16)
-        prev = np.where(at > 0, raw[np.maximum(at - 1, 0)].astype(np.int16), -1)
-        nxt = np.where(
-            at + 1 < len(raw), raw[np.minimum(at + 1, len(raw) - 1)].astype(np.int16), -1
-        )
-        bad_open = opening & ~np.isin(prev, bounds)
-        bad_close = ~opening & ~np.isin(nxt, bounds)
-        faults = np.flatnonzero(bad_open | bad_close)
-        if len(faults):
-            index = faults[0]
-            kind = (
-                "a quote inside an unquoted field (quote the field and double the quote)"
-                if bad_open[index]
-                else "text after a closing quote"
-            )
-            return at, self._fault(kind, chunk, int(at[index]))
-        if opening.any():
-            last = int(at[opening][-1])
-            self._open = (self._offset + last, self._lines + _line_ends(chunk, last) + 1)
+        first = self._quotes % 2  # 0: this chunk's first quote opens a field
+        opens, closes = at[first::2], at[1 - first :: 2]
+        # A byte before an opening quote, after a closing one: table lookups, no isin.
+        before = self._bounds[raw[opens - 1]] | (opens == 0)  # -1 wraps: masked by == 0
+        after = self._bounds[raw[np.minimum(closes + 1, len(raw) - 1)]] | (closes == len(raw) - 1)
+        bad_open = opens[~before][:1]
+        bad_close = closes[~after][:1]
+        if len(bad_open) or len(bad_close):
+            if len(bad_open) and (not len(bad_close) or bad_open[0] < bad_close[0]):
+                kind = "a quote inside an unquoted field (quote the field and double the quote)"
+                return at, self._fault(kind, chunk, int(bad_open[0]))
+            return at, self._fault("text after a closing quote", chunk, int(bad_close[0]))
+        if len(opens):  # its line is counted only if it is never closed (see finish)
+            self._open = (chunk, int(opens[-1]), self._offset, self._lines)
         return at, None
 
     def _line_end_rules(self, chunk: bytes, quotes: np.ndarray) -> StructureFault | None:
@@ -530,7 +534,10 @@ class StructureScan:
 
 def _line_ends(chunk: bytes, stop: int) -> int:
     """Line ends (LF, CRLF, or a CR alone) in ``chunk[:stop]``."""
-    return chunk.count(b"\n", 0, stop) + chunk.count(b"\r", 0, stop) - chunk.count(b"\r\n", 0, stop)
+    lfs = chunk.count(b"\n", 0, stop)
+    if b"\r" not in chunk:  # one memchr saves two counts on LF files
+        return lfs
+    return lfs + chunk.count(b"\r", 0, stop) - chunk.count(b"\r\n", 0, stop)
 
 
 def line_chunks(read: Callable[[int], bytes], size: int = SCAN_CHUNK) -> Iterator[bytes]:

@@ -441,7 +441,6 @@ def _check_structure(path: Path, delimiter: str) -> None:
     end, so no UTF-8 sequence is cut; an ASCII chunk is not decoded at all.
     """
     scan = StructureScan(delimiter)
-    lines = 0
     with open(path, "rb") as handle:
         for chunk in line_chunks(handle.read):
             if not chunk.isascii():
@@ -451,12 +450,11 @@ def _check_structure(path: Path, delimiter: str) -> None:
                     raise InputError(
                         undecodable(chunk, error.start, "UTF-8"),
                         file=str(path),
-                        line=lines + line_at(chunk, error.start),
+                        line=scan.lines + line_at(chunk, error.start),
                     ) from None
             scan.feed(chunk)
             if scan.fault:
                 break
-            lines += line_at(chunk, len(chunk)) - 1
     fault = scan.finish()
     if fault is not None:
         raise InputError(fault.kind, file=str(path), line=fault.line)
