@@ -417,20 +417,38 @@ def load_acks(
     """Each file's ACK report into ``sms_deliveries`` (idempotent)."""
     from smsdrop.airflow.hooks import MTargetHook
     from smsdrop.naming import FileKind, parse_name
-    from smsdrop.reports import parse_ack
+    from smsdrop.reports import parse_ack_tolerant
 
     req = _request(request)
     hook = MTargetHook(mtarget_conn_id)
-    counts = {"files": 0, "rows": 0, "new": 0}
-    with hook.get_managed_conn(), warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
-        for f in files:
+    counts = {"files": 0, "rows": 0, "new": 0, "quarantined": 0}
+    with hook.get_managed_conn():
+        reports = {}
+        for f in files:  # read first: the warehouse is held only for the loads
             report = parse_name(f["remote_name"]).with_kind(FileKind.ACK).name
-            data = hook.read_from(hook.report_path(report), 0)
-            result = warehouse.load_acks(parse_ack(data, report), report)
-            log.info("%s: %d lines, %d new deliveries", report, result.rows, result.new)
+            reports[report] = hook.read_from(hook.report_path(report), 0)
+    with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
+        for report, data in reports.items():
+            # An untrusted file: a record that does not parse is set aside, not fatal.
+            chunk = parse_ack_tolerant(data, report)
+            with warehouse.transaction():
+                result = warehouse.load_acks(chunk.frame, report)
+                warehouse.quarantine_records(report, chunk.quarantined)
+            log.info(
+                "%s: %d lines, %d new deliveries, %d set aside",
+                report,
+                result.rows,
+                result.new,
+                len(chunk.quarantined),
+            )
+            for q in chunk.quarantined:  # reasons are masked; the raw line is never logged
+                log.warning(
+                    "%s: record at byte %d set aside (%s): %s", report, q.offset, q.field, q.reason
+                )
             counts["files"] += 1
             counts["rows"] += result.rows
             counts["new"] += result.new
+            counts["quarantined"] += len(chunk.quarantined)
         warehouse.record_campaign(req.campaign_id, req.service_id, status="acknowledged")
         stats = warehouse.campaign_stats(req.campaign_id)
     log.info("campaign stats: %s", {k: v for k, v in stats.items() if k != "parameters"})
