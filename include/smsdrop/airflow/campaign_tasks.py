@@ -316,6 +316,7 @@ def guard_optouts(task: Any, name: str, req: Any) -> None:
 
     import paramiko
 
+    from smsdrop.airflow.exceptions import MTargetTransferError
     from smsdrop.airflow.hooks import MTargetHook
     from smsdrop.airflow.reports_task import RefreshFailed, refresh_optouts
     from smsdrop.campaign import ROWS_SUFFIX, drop_late_optouts
@@ -330,7 +331,13 @@ def guard_optouts(task: Any, name: str, req: Any) -> None:
             try:
                 result = refresh_optouts(hook, warehouse)
                 log.info("opt-outs refreshed before uploading %s: %s", name, result.as_dict())
-            except (RefreshFailed, OSError, EOFError, paramiko.SSHException) as error:
+            except (
+                RefreshFailed,
+                MTargetTransferError,
+                OSError,
+                EOFError,
+                paramiko.SSHException,
+            ) as error:
                 last = warehouse.last_optout_load()
                 limit = timedelta(minutes=req.optout_max_age_minutes)
                 age = None if last is None else datetime.now(UTC) - last
