@@ -103,9 +103,15 @@ def test_make_airflow_runs_a_campaign_from_a_trigger_and_stops_everything(tmp_pa
         assert 2_500 < stats["submitted"] == stats["acked"] and stats["pending"] == 0, stats
         launcher.send_signal(signal.SIGINT)
         assert launcher.wait(90) == 0, out.read_text()[-3000:]
-    finally:
+    finally:  # on failure too: Ctrl-C first (it stops the components), then by group
         if launcher.poll() is None:
-            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.send_signal(signal.SIGINT)
+            try:
+                launcher.wait(90)
+            except subprocess.TimeoutExpired:
+                os.killpg(launcher.pid, signal.SIGKILL)
+        for pid in started_by(service):
+            _kill_group(pid)
     assert "stopped" in out.read_text().splitlines()[-1]
     assert not re.search(r"\+33\d{9}", out.read_text())  # no full number on screen
     time.sleep(2)
@@ -124,3 +130,10 @@ def started_by(service: Path) -> list[int]:
             except OSError:
                 continue
     return left
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -111,12 +111,16 @@ def banner(stack: AirflowStack, sandbox: Sandbox, warehouse: Path, slot: datetim
         "message": TEMPLATE,
         "sender": "SMSDROP",
         "encoding_policy": "transliterate",
+        # Uploads wait until the slot less this lead; the slot follows real time (08:00
+        # tomorrow at night) but the sandbox's clock is already there: upload at once.
+        "upload_lead_minutes": 10080,
     }
     return f"""
 smsdrop is running (Ctrl-C stops everything).
 
   UI          http://localhost:{stack.config.api_port}  (no login: every user is admin)
-              DAGs → sms_campaign → Trigger, then fill in the form, e.g.
+              DAGs → sms_campaign → Trigger, then fill in the form, e.g. (a lead of
+              10080 minutes: upload now, the sandbox's clock being at the slot already)
               {json.dumps(conf, ensure_ascii=False)}
               or: curl -X POST localhost:{stack.config.api_port}/api/v2/dags/sms_campaign/dagRuns \
                     -H 'Content-Type: application/json' -d '{{"logical_date": null, "conf": <that JSON>}}'
