@@ -53,11 +53,12 @@ OPTIONS = "Options"
 DAG_ID = "sms_campaign"
 
 
-def _fence(context: dict) -> None:
-    """Upload only names this run planned (see campaign_tasks.fence)."""
+def _before_upload(context: dict) -> None:
+    """Upload only names this run planned, after an opt-out refresh (see
+    campaign_tasks.before_upload)."""
     from smsdrop.airflow import campaign_tasks
 
-    campaign_tasks.fence(context)
+    campaign_tasks.before_upload(context)
 
 
 @dag(
@@ -192,9 +193,9 @@ def sms_campaign() -> None:
         timeout=8 * 24 * 3600,
     )
     planned >> wait_upload
-    upload = MTargetUploadOperator.partial(task_id="upload", pre_execute=_fence).expand_kwargs(
-        planned
-    )
+    upload = MTargetUploadOperator.partial(
+        task_id="upload", pre_execute=_before_upload
+    ).expand_kwargs(planned)
     wait_upload >> upload
     done = MTargetFileStatusSensor.partial(task_id="wait_done", poke_interval=STATUS_POLL).expand(
         name=upload.output

@@ -298,7 +298,15 @@ def fence(context: Any) -> None:
     ti = context.get("ti")
     summary = ti.xcom_pull(task_ids="prepare", key="summary") if ti is not None else None
     _check_slot(request.get("window_end"), summary)
-    guard_optouts(task, name, _request(dict(request)))
+
+
+def before_upload(context: Any) -> None:
+    """The upload's ``pre_execute``: the :func:`fence` (and slot check), then
+    :func:`guard_optouts`."""
+    fence(context)
+    task = context["task"]
+    name = task.remote_name or staging.ObjectStoragePath(str(task.local_path)).name
+    guard_optouts(task, name, _request(dict(context["params"])))
 
 
 def guard_optouts(task: Any, name: str, req: Any) -> None:
