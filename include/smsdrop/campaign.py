@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -288,21 +288,38 @@ def _rejected_rows(path: Path) -> Any:
 
 @dataclass(frozen=True)
 class LateOptOuts:
-    """What :func:`drop_late_optouts` removed from a SEND file, and the file now."""
+    """What :func:`late_optouts` would remove from a SEND file, and the file after it.
+
+    Nothing is written until :meth:`write`: the caller saves :attr:`removed` as rejects
+    first, so a crash in between leaves the file as it was (the retry finds the same rows,
+    already saved, and writes the file then) — never a row in neither place.
+    """
 
     removed: pd.DataFrame  # REJECT_COLUMNS: row, idremote, msisdn (E.164), reason, field, detail
     records: int
     bytes: int
     sha256: str
+    body: bytes = field(repr=False)
+    rows: Any = field(repr=False)  # the row map after the removal (int64 array)
+
+    def write(self, send_file: Path) -> None:
+        """Rewrite the file and its row map, each atomically, under the same names."""
+        import numpy as np
+
+        for path, write in (
+            (rows_path(send_file), lambda out: np.save(out, self.rows)),
+            (send_file, lambda out: out.write(self.body)),
+        ):
+            temp = path.with_name(path.name + ".rewrite")
+            with open_private(temp) as out:
+                write(out)
+            temp.replace(path)
 
 
-def drop_late_optouts(send_file: Path, optouts: pd.Series) -> LateOptOuts | None:
-    """Remove from a staged, not yet uploaded SEND file the numbers in ``optouts`` (E.164).
-
-    None when the file holds none. Otherwise the file (and its row map) is rewritten in
-    place, atomically, under the same name, and the removed records are returned as
-    ``OPTED_OUT`` rejects of their audience rows.
-    """
+def late_optouts(send_file: Path, optouts: pd.Series) -> LateOptOuts | None:
+    """The records of a staged, not yet uploaded SEND file whose number is in ``optouts``
+    (E.164), as ``OPTED_OUT`` rejects of their audience rows, and the file without them;
+    None when it holds none. Writes nothing (see :class:`LateOptOuts`)."""
     import hashlib
 
     import numpy as np
@@ -333,15 +350,9 @@ def drop_late_optouts(send_file: Path, optouts: pd.Series) -> LateOptOuts | None
             "detail": "opted out after the file was written, before its upload",
         }
     )
-    for path, write in (
-        (rows_path(send_file), lambda out: np.save(out, rows[~hits])),
-        (send_file, lambda out: out.write(body)),
-    ):
-        temp = path.with_name(path.name + ".rewrite")
-        with open_private(temp) as out:
-            write(out)
-        temp.replace(path)
-    return LateOptOuts(frame, kept.num_rows, len(body), hashlib.sha256(body).hexdigest())
+    return LateOptOuts(
+        frame, kept.num_rows, len(body), hashlib.sha256(body).hexdigest(), body, rows[~hits]
+    )
 
 
 # --- extract and prepare -----------------------------------------------------------------

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from smsdrop import synthetic
-from smsdrop.campaign import drop_late_optouts, rows_path, write_row_maps
+from smsdrop.campaign import late_optouts, rows_path, write_row_maps
 from smsdrop.csvfile import read_records
 from smsdrop.msisdn import classify
 from smsdrop.prepare import Campaign, prepare
@@ -61,9 +61,11 @@ def test_a_late_optout_is_removed_and_saved_as_the_reject_of_its_row(prepared) -
     late = before["msisdn"].iloc[[3, 700]].tolist()
     optouts = pd.Series([*late, "+33699999999"], dtype="string[pyarrow]")  # one not in it
 
-    result = drop_late_optouts(path, optouts)
+    result = late_optouts(path, optouts)
 
     assert result is not None
+    assert _records(path).equals(before)  # nothing written yet: the rejects go first
+    result.write(path)
     after = _records(path)
     assert len(after) == len(before) - 2 == result.records
     assert not set(after["msisdn"]) & set(late)
@@ -82,7 +84,7 @@ def test_a_late_optout_is_removed_and_saved_as_the_reject_of_its_row(prepared) -
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     # Again: nothing left to remove, the file is not touched.
     mtime = path.stat().st_mtime_ns
-    assert drop_late_optouts(path, optouts) is None
+    assert late_optouts(path, optouts) is None
     assert path.stat().st_mtime_ns == mtime
 
 
@@ -90,5 +92,5 @@ def test_a_file_without_late_optouts_is_left_alone(prepared) -> None:
     _, out, summary = prepared
     path = out / summary.files[0]["name"]
     data = path.read_bytes()
-    assert drop_late_optouts(path, pd.Series([], dtype="string[pyarrow]")) is None
+    assert late_optouts(path, pd.Series([], dtype="string[pyarrow]")) is None
     assert path.read_bytes() == data

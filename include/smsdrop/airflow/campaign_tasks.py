@@ -327,7 +327,7 @@ def guard_optouts(task: Any, name: str, req: Any) -> None:
     from smsdrop.airflow.exceptions import MTargetTransferError
     from smsdrop.airflow.hooks import MTargetHook
     from smsdrop.airflow.reports_task import RefreshFailed, refresh_optouts
-    from smsdrop.campaign import ROWS_SUFFIX, drop_late_optouts
+    from smsdrop.campaign import ROWS_SUFFIX, late_optouts
 
     hook = MTargetHook(task.mtarget_conn_id)
     with hook.get_managed_conn():
@@ -366,16 +366,18 @@ def guard_optouts(task: Any, name: str, req: Any) -> None:
                 )
             optouts = warehouse.optout_numbers()
             with staging.editable(str(task.local_path), (ROWS_SUFFIX,)) as local:
-                late = drop_late_optouts(local, optouts)
-            if late is None:
-                log.info("%s: no number in it opted out since it was written", name)
-                return
-            with warehouse.transaction():
-                new = warehouse.save_late_optouts(req.campaign_id, late.removed)
-                warehouse.record_file_state(
-                    name, "planned", row_count=late.records, byte_count=late.bytes,
-                    sha256=late.sha256,
-                )  # fmt: skip
+                late = late_optouts(local, optouts)
+                if late is None:
+                    log.info("%s: no number in it opted out since it was written", name)
+                    return
+                # The rejects first, the file after: a crash in between loses no row.
+                with warehouse.transaction():
+                    new = warehouse.save_late_optouts(req.campaign_id, late.removed)
+                    warehouse.record_file_state(
+                        name, "planned", row_count=late.records, byte_count=late.bytes,
+                        sha256=late.sha256,
+                    )  # fmt: skip
+                late.write(local)
     log.warning(
         "%s: %d number(s) opted out since the file was written: removed before its upload "
         "(%d new reject(s) OPTED_OUT); %d record(s) left",
