@@ -124,6 +124,7 @@ smsdrop is running (Ctrl-C stops everything).
               {json.dumps(conf, ensure_ascii=False)}
               or: curl -X POST localhost:{stack.config.api_port}/api/v2/dags/sms_campaign/dagRuns \
                     -H 'Content-Type: application/json' -d '{{"logical_date": null, "conf": <that JSON>}}'
+  campaigns   http://localhost:{stack.config.api_port}/plugin/smsdrop-campaigns  (the campaign pages)
   sandbox     127.0.0.1:{sandbox.port}, its clock from {slot:%a %d %b %H:%M %Z} (jumps ahead
               while a file waits for its ACK); event log {sandbox.layout.events}
   warehouse   {warehouse} (DuckDB; connection smsdrop_warehouse)
