@@ -16,13 +16,15 @@ from datetime import UTC, datetime, time
 from pathlib import Path
 
 from smsdrop.argtypes import aware_datetime, time_of_day
-from smsdrop.csvfile import MAX_RECORDS
 from smsdrop.errors import InputError, SmsdropError, printable
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 MAX_BATCH = 10_000_000
+#: The spec's cap on the records of one SEND file (as smsdrop.csvfile.MAX_RECORDS, which
+#: imports pyarrow: the parser is built without it).
+MAX_RECORDS = 1_000_000
 
 
 def bounded_int(low: int, high: int) -> Callable[[str], int]:
@@ -42,7 +44,8 @@ def bounded_int(low: int, high: int) -> Callable[[str], int]:
 
 def region_code(text: str) -> str:
     """An ISO 3166 alpha-2 code libphonenumber knows (``FR``; not ``FRA``, not ``XX``)."""
-    from smsdrop.msisdn import SUPPORTED_REGIONS
+    # libphonenumber's list itself (what smsdrop.msisdn uses), without msisdn's data stack.
+    from phonenumbers.phonenumberutil import SUPPORTED_REGIONS
 
     code = text.strip().upper()
     if code not in SUPPORTED_REGIONS:
@@ -185,14 +188,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check_window_end(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """A window end may only narrow the legal window: refuse a widening one as usage."""
-    from smsdrop import windows
-
     end, country = {
         "window": (getattr(args, "end", None), getattr(args, "country", "FR")),
         "prepare": (getattr(args, "window_end", None), "FR"),
     }.get(args.command, (None, None))
     if end is None:
         return
+    from smsdrop import windows
     try:
         windows.narrowed(country, end)
     except ValueError as error:

@@ -440,7 +440,9 @@ def test_check_messages_works_per_distinct_text_without_python_per_text(monkeypa
     msgs = pd.Series(np.array(texts_, dtype=object)[np.arange(100_000) % 3], dtype="str")
     expected = {policy: expected_rows(texts_, policy, True) for policy in EncodingPolicy}
     seen: list[int] = []
-    distinct_facts = gsm._distinct_facts
+    from smsdrop import gsm_arrays
+
+    distinct_facts = gsm_arrays._distinct_facts
 
     def spy(values, translit):
         seen.append(len(values))
@@ -449,7 +451,7 @@ def test_check_messages_works_per_distinct_text_without_python_per_text(monkeypa
     def forbidden(*args, **kwargs):
         raise AssertionError("per-text Python work in check_messages")
 
-    monkeypatch.setattr(gsm, "_distinct_facts", spy)
+    monkeypatch.setattr(gsm_arrays, "_distinct_facts", spy)
     for name in ("text_facts", "transliterate", "_walk_segments"):
         monkeypatch.setattr(gsm, name, forbidden)
     for policy in EncodingPolicy:
