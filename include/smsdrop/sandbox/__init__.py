@@ -17,31 +17,25 @@ import importlib
 import logging
 from typing import TYPE_CHECKING
 
+from smsdrop.sandbox.clock import SimClock
+from smsdrop.sandbox.events import events, iter_events  # light; and `events` is a module too
+
 if TYPE_CHECKING:
     from smsdrop.sandbox.app import Sandbox
-    from smsdrop.sandbox.clock import SimClock
     from smsdrop.sandbox.config import STATUSES, Outcome, SandboxConfig
-    from smsdrop.sandbox.events import events, iter_events
 
 __all__ = ["STATUSES", "Outcome", "Sandbox", "SandboxConfig", "SimClock", "events", "iter_events"]
 
-#: Where each public name lives; imported on first use, so that ``smsdrop`` building its
-#: argument parser (which includes ``sandbox``) does not import asyncssh.
-_HOMES = {
-    "Sandbox": "app",
-    "SimClock": "clock",
-    "STATUSES": "config",
-    "Outcome": "config",
-    "SandboxConfig": "config",
-    "events": "events",
-    "iter_events": "events",
-}
+#: Where the heavy public names live; imported on first use, so that ``smsdrop`` building
+#: its argument parser (which includes ``sandbox``) imports neither asyncssh nor pyarrow.
+_HOMES = {"Sandbox": "app", "STATUSES": "config", "Outcome": "config", "SandboxConfig": "config"}
 
 
 def __getattr__(name: str) -> object:
     if name not in _HOMES:
         raise AttributeError(f"module 'smsdrop.sandbox' has no attribute {name!r}")
     return getattr(importlib.import_module(f"smsdrop.sandbox.{_HOMES[name]}"), name)
+
 
 # A library does not decide where logs go; the command configures a handler.
 logging.getLogger("smsdrop.sandbox").addHandler(logging.NullHandler())
