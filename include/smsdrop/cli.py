@@ -195,6 +195,7 @@ def _check_window_end(parser: argparse.ArgumentParser, args: argparse.Namespace)
     if end is None:
         return
     from smsdrop import windows
+
     try:
         windows.narrowed(country, end)
     except ValueError as error:
