@@ -171,9 +171,9 @@ def start_sandbox(work: Path, key: Path) -> tuple[subprocess.Popen[str], Server]
             host_key = " ".join(line.split()[2:4])
         if not line or line.startswith("event log:"):
             break
-    scratch = root / "Report" / "bench"  # never processed: not in Send/
+    scratch = root / "bench"  # the sandbox's --scratch: writable, never processed
     scratch.mkdir(parents=True, exist_ok=True)
-    return process, Server("sandbox", port, "sandbox", host_key, "Report/bench", scratch)
+    return process, Server("sandbox", port, "sandbox", host_key, "bench", scratch)
 
 
 def main() -> None:

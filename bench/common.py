@@ -51,4 +51,7 @@ def client_key(work: Path) -> Path:
 
 def sandbox_serve_command(root: Path, port: int, authorized: Path, start: str) -> list[str]:
     """``smsdrop sandbox serve`` in its own process, quiet, with the benchmark's client key."""
-    return serve_command(root, port, "--authorized-keys", str(authorized), "--start", start, "-q")
+    return serve_command(
+        root, port, "--authorized-keys", str(authorized), "--start", start, "-q",
+        "--scratch", "bench",
+    )  # fmt: skip

@@ -512,3 +512,34 @@ def test_quota_stops_openssh_and_paramiko_uploads(make_sandbox, keys: Keys, tmp_
         assert result.returncode != 0 and 'write remote "/Send/o.tmp"' in result.stderr
         used = sum(p.stat().st_size for p in sandbox.layout.send.iterdir())
         assert used <= 50_000
+
+
+def test_a_scratch_folder_is_writable_only_when_configured_and_never_processed(
+    make_sandbox, keys: Keys
+) -> None:
+    """``--scratch`` (benchmarks of the transfer alone): writable, a ``.csv`` there is not
+    taken; without it, the same folder is refused like anything outside ``Send/``."""
+    name = "SEND-12345-20261201-0800-scratch.csv"
+
+    async def upload(sftp: asyncssh.SFTPClient) -> None:
+        async with sftp.open(f"bench/{name}.tmp", "wb") as handle:
+            await handle.write(b"c1;+33612345678;SHOP;hi\r\n")
+        await sftp.posix_rename(f"bench/{name}.tmp", f"bench/{name}")
+        await sftp.remove(f"bench/{name}")
+
+    sandbox = make_sandbox(scratch="bench")
+    (sandbox.layout.root / "bench").mkdir()
+    run_sftp(sandbox, keys.ed25519, upload)
+    sandbox.settle()
+    assert not sandbox.events("file_received")
+
+    closed = make_sandbox()
+    (closed.layout.root / "bench").mkdir()
+
+    async def refused(sftp: asyncssh.SFTPClient) -> None:
+        with pytest.raises(asyncssh.SFTPPermissionDenied):
+            await sftp.open(f"bench/{name}.tmp", "wb")
+
+    run_sftp(closed, keys.ed25519, refused)
+    with pytest.raises(ValueError, match="plain folder name"):
+        make_sandbox(scratch="../Send")

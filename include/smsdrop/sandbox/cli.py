@@ -102,6 +102,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--quota", type=_size, default="10G", help="bytes the account may store in Send/ (none)"
     )
     g.add_argument(
+        "--scratch",
+        metavar="NAME",
+        help="a folder under the root also writable and never processed (benchmarks)",
+    )
+    g.add_argument(
         "--max-auth-failures", type=int, default=3, help="failed logins before a connection is cut"
     )
     g.add_argument(
@@ -209,6 +214,7 @@ def _config(args: argparse.Namespace):
             auth_failure_delay=args.auth_failure_delay,
             auth_failure_delay_max=max(30.0, args.auth_failure_delay),
             fsync=not args.no_fsync,
+            scratch=args.scratch,
         )
     except ValueError as error:
         raise InputError(str(error)) from None

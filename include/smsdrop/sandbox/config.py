@@ -8,6 +8,7 @@ knob with the spec's value as its default. docs/PROTOCOL.md says why each is so.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from enum import StrEnum
@@ -189,9 +190,16 @@ class SandboxConfig:
     auth_failure_delay: float = 1.0
     auth_failure_delay_max: float = 30.0
     fsync: bool = True
+    #: A folder under the root the account may also write, never processed (benchmarks of
+    #: the transfer alone); None (the default): only ``Send/`` is writable.
+    scratch: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
+        if self.scratch is not None and (
+            not re.fullmatch(r"[A-Za-z0-9_-]+", self.scratch) or self.scratch in ("Send", "Report")
+        ):
+            raise ValueError(f"scratch must be a plain folder name, not {self.scratch!r}")
         for address in self.allow_ips:
             ipaddress.ip_network(address, strict=False)  # fail at start, not at connect
         if not self.speed > 0:

@@ -383,6 +383,8 @@ class SandboxSFTPServer(asyncssh.SFTPServer):
         self.ctx = ctx
         self._send = os.fsencode(ctx.layout.send.resolve())
         self._report = os.fsencode(ctx.layout.report.resolve())
+        scratch = ctx.config.scratch
+        self._scratch = os.fsencode((ctx.layout.root / scratch).resolve()) if scratch else None
         self._writers: dict[int, tuple[int, int]] = {}
 
     def map_path(self, path: bytes) -> bytes:
@@ -418,6 +420,9 @@ class SandboxSFTPServer(asyncssh.SFTPServer):
     def _in_send(self, local: bytes) -> bool:
         return os.path.dirname(local) == self._send
 
+    def _in_scratch(self, local: bytes) -> bool:
+        return self._scratch is not None and os.path.dirname(local) == self._scratch
+
     def _provider_owned(self, local: bytes) -> bool:
         """``.lock``/``.done``/``.reject`` in ``Send/``, or anything in ``Report/``."""
         if self._in_send(local):
@@ -427,6 +432,8 @@ class SandboxSFTPServer(asyncssh.SFTPServer):
     def _writable(self, path: bytes) -> bytes:
         """The local path of a file the account may create, write or rename, or refuse."""
         local = self.map_path(path)
+        if self._in_scratch(local):
+            return local
         if not self._in_send(local):
             raise asyncssh.SFTPPermissionDenied("Only Send/ is writable")
         if self._provider_owned(local):
@@ -530,7 +537,7 @@ class SandboxSFTPServer(asyncssh.SFTPServer):
     def remove(self, path: bytes) -> None:
         local = self.map_path(path)
         in_report = os.path.dirname(local) == self._report
-        if not (self._in_send(local) or in_report):
+        if not (self._in_send(local) or in_report or self._in_scratch(local)):
             raise asyncssh.SFTPPermissionDenied("Only files in Send/ and Report/ can be removed")
         if self._in_send(local) and local.endswith(b".lock"):
             raise asyncssh.SFTPPermissionDenied("The provider is processing this file")
