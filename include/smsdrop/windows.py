@@ -36,6 +36,7 @@ __all__ = [
     "check",
     "narrowed",
     "next_allowed",
+    "provider_window",
     "window_for",
 ]
 
@@ -88,6 +89,9 @@ class SendWindow:
     end: time
     holidays_country: str | None
     subdivision: str | None = None
+    #: Another window that must allow the send too: the provider's own (Paris time) for
+    #: French numbers outside metropolitan France (:data:`PROVIDER_WINDOW_FOR`).
+    bound_by: SendWindow | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "weekdays", frozenset(self.weekdays))
@@ -140,6 +144,11 @@ class SendWindow:
         end = timedelta(days=1) if self.end == MIDNIGHT else _as_delta(self.end)
         return end - _as_delta(self.start)
 
+    @property
+    def chain(self) -> tuple[SendWindow, ...]:
+        """This window and every window it is bound by: a send must fit them all."""
+        return (self,) if self.bound_by is None else (self, *self.bound_by.chain)
+
     def closed_reason(self, day: date) -> str | None:
         """Why the whole local ``day`` is closed (weekday, holiday), or None if it is open."""
         if day.weekday() not in self.weekdays:
@@ -163,19 +172,37 @@ def _as_delta(t: time) -> timedelta:
 
 _ALL_WEEK: Final = frozenset(range(7))
 
-#: Known rules per destination country (ISO 3166 alpha-2). France: marketing SMS
-#: Monday–Saturday 08:00–22:00 Paris time, never on Sundays or public holidays (provider's
-#: terms and French practice). Overseas departments (RE, GP, MQ, GF, YT, …) are NOT
-#: covered: they have their own time zones and no rule was given for them.
+_MON_SAT: Final = frozenset(range(6))
+#: The provider's window: marketing SMS "from Monday to Saturday between 8am and 10pm
+#: (CET/CEST) and forbidden on Sundays and bank holidays" (spec, "Destinations").
+FRANCE: Final = SendWindow("FR", "Europe/Paris", _MON_SAT, time(8), time(22), "FR")
+
+
+def _overseas(country: str, timezone: str, subdivision: str) -> SendWindow:
+    """A French territory: the same hours in its own wall time and its own public holidays,
+    bound by the provider's Paris-time window (docs/PROTOCOL.md, "French numbers outside
+    metropolitan France")."""
+    return SendWindow(country, timezone, _MON_SAT, time(8), time(22), "FR", subdivision, FRANCE)
+
+
+#: Known rules per destination country (ISO 3166 alpha-2, as `smsdrop.msisdn` classifies a
+#: number). France: the provider's window. French numbering outside metropolitan France
+#: (+262, +590, +594, +596, +508, +689, +687, +681): the French rule in local time with the
+#: territory's holidays (the `holidays` package's French subdivisions), and the provider's
+#: window as well, since it states one rule in Paris time for French numbers.
 WINDOWS: Final[dict[str, SendWindow]] = {
-    "FR": SendWindow(
-        country="FR",
-        timezone="Europe/Paris",
-        weekdays=frozenset(range(6)),
-        start=time(8),
-        end=time(22),
-        holidays_country="FR",
-    ),
+    "FR": FRANCE,
+    "RE": _overseas("RE", "Indian/Reunion", "974"),
+    "YT": _overseas("YT", "Indian/Mayotte", "976"),
+    "GP": _overseas("GP", "America/Guadeloupe", "971"),
+    "BL": _overseas("BL", "America/St_Barthelemy", "BL"),
+    "MF": _overseas("MF", "America/Marigot", "MF"),
+    "MQ": _overseas("MQ", "America/Martinique", "972"),
+    "GF": _overseas("GF", "America/Cayenne", "973"),
+    "PM": _overseas("PM", "America/Miquelon", "PM"),
+    "PF": _overseas("PF", "Pacific/Tahiti", "PF"),
+    "NC": _overseas("NC", "Pacific/Noumea", "NC"),
+    "WF": _overseas("WF", "Pacific/Wallis", "WF"),
 }
 
 
@@ -205,6 +232,18 @@ def window_for(
         aliases = SUBDIVISION_ALIASES.get(window.holidays_country or "", {})
         changes["subdivision"] = aliases.get(subdivision, subdivision)
     return window.replace(**changes) if changes else window
+
+
+def provider_window(country: str, end: time | None = None) -> SendWindow | None:
+    """The window the provider itself applies to ``country`` (None: it applies none).
+
+    The last window of the chain: for French overseas numbers, the provider's Paris-time
+    window, not the territory's local one (the sandbox plays the provider).
+    """
+    if country not in WINDOWS:
+        return None
+    own = WINDOWS[country].chain[-1]
+    return own.replace(end=end) if end is not None else own
 
 
 def narrowed(country: str, end: time) -> SendWindow:
@@ -262,13 +301,19 @@ def check(
     """
     require_aware(at, "at")
     w = window if window is not None else window_for(country)
-    _check_duration(w, duration)
-    if w.unrestricted:
+    for bound in w.chain:
+        _check_duration(bound, duration)
+    chain = [bound for bound in w.chain if not bound.unrestricted]
+    if not chain:
         return WindowDecision(True, at, f"allowed: no send window rules for {w.country}")
-    reason = _refusal(w, at.astimezone(UTC), duration)
-    if reason is None:
-        return WindowDecision(True, at, "allowed")
-    return WindowDecision(False, _search(w, at.astimezone(UTC), duration), reason)
+    instant = at.astimezone(UTC)
+    for bound in chain:
+        reason = _refusal(bound, instant, duration)
+        if reason is not None:
+            if bound is not w:
+                reason = f"{reason} in {bound.timezone} (the provider's window)"
+            return WindowDecision(False, _search_all(chain, instant, duration), reason)
+    return WindowDecision(True, at, "allowed")
 
 
 def next_allowed(
@@ -311,6 +356,25 @@ def _fits(w: SendWindow, day: date, end: datetime, finish: datetime) -> bool:
             return False
         end = w.bounds(day)[1]
     return True
+
+
+def _search_all(chain: list[SendWindow], at: datetime, duration: timedelta) -> datetime:
+    """Earliest instant >= ``at`` (UTC) that every window of ``chain`` allows.
+
+    Each window's own search only moves forward, so going round until none moves reaches
+    the first instant they all allow.
+    """
+    limit = at + timedelta(days=MAX_SEARCH_DAYS)
+    while at <= limit:
+        moved = at
+        for w in chain:
+            if _refusal(w, moved, duration) is not None:
+                moved = _search(w, moved, duration)
+        if moved == at:
+            return at
+        at = moved
+    labels = " and ".join(f"{w.label} {w.timezone}" for w in chain)
+    raise ValueError(f"no allowed slot within {MAX_SEARCH_DAYS} days in the windows {labels}")
 
 
 def _search(w: SendWindow, at: datetime, duration: timedelta) -> datetime:

@@ -260,3 +260,95 @@ def test_next_allowed_is_the_first_allowed_minute(
     while m < n:
         assert not oracle(m, w, duration), m
         m += timedelta(minutes=1)
+
+
+# --- French numbers outside metropolitan France (docs/PROTOCOL.md) -----------------------
+
+OVERSEAS = ["RE", "YT", "GP", "BL", "MF", "MQ", "GF", "PM", "PF", "NC", "WF"]
+
+
+def test_every_french_overseas_calling_code_has_a_window() -> None:
+    import phonenumbers
+
+    codes = (262, 590, 594, 596, 508, 689, 687, 681)
+    regions = {r for code in codes for r in phonenumbers.region_codes_for_country_code(code)}
+    assert regions == set(OVERSEAS)
+    for region in regions:
+        w = WINDOWS[region]
+        assert w.bound_by is WINDOWS["FR"] and w.chain == (w, WINDOWS["FR"])
+        assert (w.start, w.end, w.weekdays) == (time(8), time(22), frozenset(range(6)))
+        assert ZoneInfo(w.timezone).utcoffset(datetime(2026, 1, 1)) != timedelta(hours=1)
+
+
+def test_reunion_is_bound_by_the_providers_paris_window() -> None:
+    at = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)  # Monday 10:00 Réunion, 07:00 Paris
+    decision = check(at, "RE")
+    assert not decision.allowed
+    assert decision.reason == "outside 08:00–22:00 in Europe/Paris (the provider's window)"
+    assert decision.next == datetime(2026, 12, 7, 7, 0, tzinfo=UTC)  # 08:00 Paris, 11:00 RE
+
+
+def test_reunion_evening_is_its_own_window() -> None:
+    at = datetime(2026, 12, 7, 18, 30, tzinfo=UTC)  # 22:30 Réunion, 19:30 Paris
+    decision = check(at, "RE")
+    assert decision.reason == "outside 08:00–22:00"
+    # Tuesday 08:00 Réunion is 05:00 Paris: the first minute both allow is 08:00 Paris.
+    assert decision.next == datetime(2026, 12, 8, 7, 0, tzinfo=UTC)
+
+
+def test_local_holidays_close_the_territory_only() -> None:
+    monday = datetime(2027, 12, 20, 10, 0, tzinfo=UTC)  # abolition of slavery, Réunion
+    assert check(monday, "FR").allowed
+    decision = check(monday, "RE")
+    assert decision.reason == "public holiday: Abolition de l'esclavage"
+    assert decision.next == datetime(2027, 12, 21, 7, 0, tzinfo=UTC)
+    mi_careme = datetime(2026, 3, 12, 14, 0, tzinfo=UTC)  # Thursday, Guadeloupe only
+    assert check(mi_careme, "FR").allowed and check(mi_careme, "MQ").allowed
+    assert check(mi_careme, "GP").reason == "public holiday: Mi-Carême"
+
+
+def test_new_caledonia_monday_morning_is_paris_sunday() -> None:
+    at = datetime(2026, 12, 6, 20, 0, tzinfo=UTC)  # Monday 07:00 Nouméa, Sunday 21:00 Paris
+    decision = check(at, "NC")
+    assert decision.reason == "outside 08:00–22:00"  # its own window first
+    assert decision.next == datetime(2026, 12, 7, 7, 0, tzinfo=UTC)  # 18:00 Nouméa
+    later = datetime(2026, 12, 6, 22, 0, tzinfo=UTC)  # Monday 09:00 Nouméa, Sunday in Paris
+    assert check(later, "NC").reason == "Sunday in Europe/Paris (the provider's window)"
+
+
+def test_polynesia_fits_between_paris_morning_and_tahiti_evening() -> None:
+    at = datetime(2026, 12, 7, 22, 0, tzinfo=UTC)  # Monday 12:00 Tahiti, 23:00 Paris
+    # Tuesday 08:00 Paris is Monday 21:00 in Tahiti: inside both windows.
+    assert next_allowed(at, "PF") == datetime(2026, 12, 8, 7, 0, tzinfo=UTC)
+
+
+def test_the_sandbox_applies_the_providers_window_only() -> None:
+    from smsdrop.windows import provider_window
+
+    assert provider_window("RE") is WINDOWS["FR"]
+    assert provider_window("FR", end=time(20)) == window_for("FR", end=time(20))
+    assert provider_window("US") is None
+
+
+def chain_oracle(m: datetime, w: SendWindow) -> bool:
+    return all(oracle(m, bound) for bound in w.chain)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31)),
+    st.sampled_from(OVERSEAS),
+)
+def test_overseas_next_allowed_is_the_first_minute_both_windows_allow(
+    naive: datetime, country: str
+) -> None:
+    x = naive.replace(tzinfo=UTC)
+    w = WINDOWS[country]
+    n = next_allowed(x, country)
+    assert x <= n < x + timedelta(days=8)
+    assert check(n, country).allowed and chain_oracle(n, w)
+    assert check(x, country).allowed == chain_oracle(x, w)
+    m = x.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    while m < n:
+        assert not chain_oracle(m, w), m
+        m += timedelta(minutes=1)

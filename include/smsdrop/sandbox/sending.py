@@ -165,9 +165,7 @@ def schedule(plan: Plan, accepted_at: datetime, config: SandboxConfig) -> list[B
 
 @cache
 def _window(country: str, end: object) -> windows.SendWindow | None:
-    if country not in windows.WINDOWS:
-        return None
-    return windows.window_for(country, end=end)  # type: ignore[arg-type]
+    return windows.provider_window(country, end=end)  # type: ignore[arg-type]
 
 
 def _decide(due: datetime, country: str, config: SandboxConfig) -> tuple[datetime, bool, str]:
