@@ -17,8 +17,16 @@ from smsdrop.sandbox import Outcome, SandboxConfig, SimClock
 from smsdrop.sandbox.config import STATUSES, STOP_SPELLINGS
 from smsdrop.sandbox.engine import ack_bytes
 from smsdrop.sandbox.events import EVENTS_FILE, EventLog, events
-from smsdrop.sandbox.plan import CODE, OUTCOMES, Plan, ack_operator_ids, build_plan, draw, schedule
 from smsdrop.sandbox.replies import is_stop
+from smsdrop.sandbox.sending import (
+    CODE,
+    OUTCOMES,
+    Plan,
+    ack_operator_ids,
+    build_plan,
+    draw,
+    schedule,
+)
 from smsdrop.sandbox.server import peer_allowed
 from tests.sandbox.conftest import PARIS, mobiles, records
 

@@ -39,7 +39,7 @@ from smsdrop.sandbox.config import SandboxConfig
 from smsdrop.sandbox.engine import Engine, FileAges
 from smsdrop.sandbox.events import EventLog, iter_events
 from smsdrop.sandbox.layout import Layout
-from smsdrop.sandbox.plan import build_plan
+from smsdrop.sandbox.sending import build_plan
 from smsdrop.sendcheck import Problem, check_file
 from smsdrop.validation import Rules
 
