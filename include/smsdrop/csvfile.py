@@ -17,10 +17,11 @@ import codecs
 import hashlib
 import io
 import os
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +38,64 @@ MAX_RECORDS = 1_000_000
 #: Files one campaign may be split into: the chunked campaign ids' limit.
 MAX_FILES = MAX_CHUNKS
 LINE_ENDS: dict[str, str] = {"crlf": "\r\n", "lf": "\n"}
-_NEEDS_QUOTES = r'[;"\r\n]'
+
+# --- the provider's CSV dialect: SEND files and reports alike --------------------------
+
+#: RFC 4180 with ``;``: fields split by DELIMITER, a field quoted with QUOTE (doubled
+#: inside) only when it holds the delimiter, a quote, CR or LF; records written with CRLF
+#: ends (CRLF, LF or a lone CR are read).
+DELIMITER: Final = ";"
+QUOTE: Final = '"'
+CRLF: Final = LINE_ENDS["crlf"]
+_NEEDS_QUOTES: Final = r'[;"\r\n]'
+_NEEDS_QUOTES_RE: Final = re.compile(_NEEDS_QUOTES)
+
+
+def parse_options(
+    *,
+    ignore_empty_lines: bool,
+    invalid_row_handler: Callable[[pacsv.InvalidRow], str] | None = None,
+) -> pacsv.ParseOptions:
+    """The dialect as pyarrow's reader takes it: doubled quotes, no escape character,
+    line ends inside quoted values. Reports skip blank lines; a SEND file counts them."""
+    return pacsv.ParseOptions(
+        delimiter=DELIMITER,
+        quote_char=QUOTE,
+        double_quote=True,
+        escape_char=False,
+        newlines_in_values=True,
+        ignore_empty_lines=ignore_empty_lines,
+        invalid_row_handler=invalid_row_handler,
+    )
+
+
+def read_options(
+    column_names: Sequence[str], *, use_threads: bool, block_size: int | None = None
+) -> pacsv.ReadOptions:
+    """No header: the columns are named by the caller, in the spec's order."""
+    options = pacsv.ReadOptions(column_names=list(column_names), use_threads=use_threads)
+    if block_size is not None:
+        options.block_size = block_size
+    return options
+
+
+def text_options(column_names: Sequence[str], type_: pa.DataType) -> pacsv.ConvertOptions:
+    """Every column read as text and never null: typing is the caller's (an empty field is
+    an empty string, quoted or not)."""
+    return pacsv.ConvertOptions(
+        column_types=dict.fromkeys(column_names, type_),
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+
+
+def format_record(values: Sequence[str], line_end: str = CRLF) -> bytes:
+    """One record in the dialect, UTF-8, one value at a time (the sandbox's report lines;
+    whole columns go through :func:`encode_records`)."""
+    out = []
+    for v in values:
+        out.append(QUOTE + v.replace(QUOTE, QUOTE * 2) + QUOTE if _NEEDS_QUOTES_RE.search(v) else v)
+    return (DELIMITER.join(out) + line_end).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -59,8 +117,8 @@ def quote_field(values: pa.Array) -> pa.Array:
     needs = pc.match_substring_regex(values, _NEEDS_QUOTES)
     if not pc.any(needs).as_py():
         return values
-    doubled = pc.replace_substring(values, '"', '""')
-    quote, empty = pa.scalar('"', pa.large_string()), pa.scalar("", pa.large_string())
+    doubled = pc.replace_substring(values, QUOTE, QUOTE * 2)
+    quote, empty = pa.scalar(QUOTE, pa.large_string()), pa.scalar("", pa.large_string())
     quoted = pc.binary_join_element_wise(quote, doubled, quote, empty)
     return pc.if_else(needs, quoted, values)
 
@@ -84,7 +142,7 @@ def encode_records(table: pa.Table, line_end: str = "\r\n") -> bytes:
         sink = pa.BufferOutputStream()
         options = pacsv.WriteOptions(
             include_header=False,
-            delimiter=";",
+            delimiter=DELIMITER,
             quoting_style="none",
             eol=line_end,
             batch_size=1 << 16,
@@ -96,7 +154,7 @@ def encode_records(table: pa.Table, line_end: str = "\r\n") -> bytes:
     columns[-1] = pc.binary_join_element_wise(
         columns[-1], pa.scalar(line_end, pa.large_string()), empty
     )
-    records = pc.binary_join_element_wise(*columns, pa.scalar(";", pa.large_string()))
+    records = pc.binary_join_element_wise(*columns, pa.scalar(DELIMITER, pa.large_string()))
     return b"".join(_string_bytes(records))
 
 
@@ -287,7 +345,7 @@ def read_records(
             raise CsvStructureError(
                 "starts with a byte order mark (BOM): SEND files have none", file=source, line=1
             )
-        fault = structure_fault(data, ";", strict_line_ends=True)
+        fault = structure_fault(data, DELIMITER, strict_line_ends=True)
         if fault is not None:
             raise CsvStructureError(fault.kind, file=source, line=fault.line)
     bad: list[tuple[int, int]] = []
@@ -321,23 +379,9 @@ class CsvStructureError(InputError):
 def _parse(data: bytes, on_invalid: Callable[[pacsv.InvalidRow], str]) -> pa.Table:
     return pacsv.read_csv(
         pa.py_buffer(data),
-        read_options=pacsv.ReadOptions(
-            column_names=list(SEND_FIELDS), use_threads=False, block_size=1 << 26
-        ),
-        parse_options=pacsv.ParseOptions(
-            delimiter=";",
-            quote_char='"',
-            double_quote=True,
-            escape_char=False,
-            newlines_in_values=True,
-            ignore_empty_lines=False,
-            invalid_row_handler=on_invalid,
-        ),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.large_string() for name in SEND_FIELDS},
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
+        read_options=read_options(SEND_FIELDS, use_threads=False, block_size=1 << 26),
+        parse_options=parse_options(ignore_empty_lines=False, invalid_row_handler=on_invalid),
+        convert_options=text_options(SEND_FIELDS, pa.large_string()),
     )
 
 
@@ -434,7 +478,7 @@ class StructureScan:
     A chunk without a quote costs a few ``memchr`` and counts.
     """
 
-    def __init__(self, delimiter: str = ";", *, strict_line_ends: bool = False) -> None:
+    def __init__(self, delimiter: str = DELIMITER, *, strict_line_ends: bool = False) -> None:
         self.delimiter = ord(delimiter)
         self.strict = strict_line_ends
         #: Bytes that may touch a quote from outside: the delimiter, CR, LF, a quote.
@@ -565,7 +609,7 @@ def line_chunks(read: Callable[[int], bytes], size: int = SCAN_CHUNK) -> Iterato
 
 def structure_fault(
     data: bytes,
-    delimiter: str = ";",
+    delimiter: str = DELIMITER,
     *,
     strict_line_ends: bool = False,
     chunk_size: int = SCAN_CHUNK,
