@@ -16,7 +16,7 @@ campaigns listed in `include/nightly_campaigns.yaml` are triggered by `sms_campa
    is in this task's log and XCom.
 4. **contract** — great-expectations checks the SEND files themselves (E.164, unique
    numbers, field rules, segments, no opted-out number as of now).
-5. **plan** — the SEND names recorded as `planned` before any upload; a dry run or an
+5. **record_names** — the SEND names recorded as `planned` before any upload; a dry run or an
    audience without a valid recipient plans nothing, and the run ends here.
    **wait_upload_time** (deferrable) — not before the slot less `upload_lead_minutes`
    (default 15): the provider cannot cancel a file, so it goes as late as it can.
@@ -149,10 +149,10 @@ def sms_campaign() -> None:
         return campaign_tasks.contract(request, files)
 
     @task
-    def plan(request: dict, prepared: dict, run_id: str | None = None, ti=None) -> list:
+    def record_names(request: dict, prepared: dict, run_id: str | None = None, ti=None) -> list:
         from smsdrop.airflow import campaign_tasks
 
-        return campaign_tasks.plan(request, prepared, str(run_id), ti)
+        return campaign_tasks.record_names(request, prepared, str(run_id), ti)
 
     @task(trigger_rule="all_done")
     def record_outcome(request: dict, files: list | None) -> dict:
@@ -181,14 +181,14 @@ def sms_campaign() -> None:
     request = start()
     prepared = prepare(request, extract(request))
     checked = contract(request, prepared["files"])
-    planned = plan(request, {"files": prepared["files"], "summary": prepared["summary"]})
+    planned = record_names(request, {"files": prepared["files"], "summary": prepared["summary"]})
     checked >> planned
 
     # Not before the slot less the lead time; then one upload per file, each refreshing the
     # opt-outs first. An empty plan (dry run, nobody to send to) maps to nothing.
     wait_upload = UploadTimeSensor(
         task_id="wait_upload_time",
-        upload_at="{{ ti.xcom_pull(task_ids='plan', key='upload_at') }}",
+        upload_at="{{ ti.xcom_pull(task_ids='record_names', key='upload_at') }}",
         poke_interval=STATUS_POLL,
         timeout=8 * 24 * 3600,
     )

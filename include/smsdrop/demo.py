@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 
 from smsdrop import synthetic
-from smsdrop.prepare import plan_slot
+from smsdrop.prepare import first_allowed_slot
 from smsdrop.sandbox import Sandbox, SandboxConfig
 from smsdrop.warehouse import DuckDBWarehouse, Warehouse
 
@@ -44,7 +44,7 @@ def run(rows: int = 100_000) -> int:
     started = time.perf_counter()
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
-    slot = plan_slot(datetime.now(UTC) + timedelta(minutes=2), ["FR"], None)
+    slot = first_allowed_slot(datetime.now(UTC) + timedelta(minutes=2), ["FR"], None)
     config = SandboxConfig(root=DEMO_DIR / "sandbox", port=0, start=slot, seed=1)
     with Sandbox(config) as sandbox:
         print(

@@ -613,7 +613,9 @@ def _unaccented(text: str) -> str:
 # --- the send slot ----------------------------------------------------------------------
 
 
-def plan_slot(requested: datetime, countries: list[str], window_end: str | None) -> datetime:
+def first_allowed_slot(
+    requested: datetime, countries: list[str], window_end: str | None
+) -> datetime:
     """The first minute at or after ``requested`` allowed in every destination's window.
 
     The provider queues (outside hours) or rejects (Sundays, holidays) a marketing SMS due
@@ -759,7 +761,7 @@ def prepare(
                         counts = pc.value_counts(kept.column(name)).to_pylist()
                         counter.update({c["values"]: c["counts"] for c in counts})
                     totals["segments"] += pc.sum(kept.column("segments")).as_py() or 0
-        slot = plan_slot(plan_from, list(countries), campaign.window_end)
+        slot = first_allowed_slot(plan_from, list(countries), campaign.window_end)
         ids = {}
 
         def name_for(index: int, count: int) -> str:
@@ -885,7 +887,7 @@ class Stopwatch:
 __all__ = [
     "Campaign",
     "Summary",
-    "plan_slot",
+    "first_allowed_slot",
     "prepare",
     "read_audience",
     "read_optouts",

@@ -21,7 +21,7 @@ import pytest
 from smsdrop import synthetic
 from smsdrop.airflow.warehouse import warehouse_from_connection
 from smsdrop.msisdn import classify
-from smsdrop.prepare import plan_slot
+from smsdrop.prepare import first_allowed_slot
 from smsdrop.sandbox import Sandbox
 from tests.airflow.support import run_dag, task_states, xcom
 
@@ -47,7 +47,7 @@ def slot() -> datetime:
     The DAG checks a slot against the real clock before uploading, so the tests plan one
     the real clock allows, and start the sandbox's clock there (as ``make demo`` does).
     """
-    return plan_slot(datetime.now(UTC) + timedelta(hours=1), ["FR"], None)
+    return first_allowed_slot(datetime.now(UTC) + timedelta(hours=1), ["FR"], None)
 
 
 @pytest.fixture
@@ -217,7 +217,7 @@ def test_an_audience_without_a_valid_recipient_ends_clearly(
     run = _run(sandbox, audience="nobody", campaign_id="nobody")
     states = {t: s for t, (s, _) in task_states(run).items()}
     assert str(run.state) == "success", states
-    assert states["plan"] == "success" and xcom(run, "plan") == []
+    assert states["record_names"] == "success" and xcom(run, "record_names") == []
     assert states["upload"] == "skipped"
     assert "no valid recipient among 2 rows" in caplog.text
     assert not sandbox.events("file_received")
@@ -485,7 +485,7 @@ def test_the_upload_waits_for_the_slot_less_the_lead(
     run = _run(sandbox, upload_lead_minutes=lead, campaign_id="waits")
     states = task_states(run)
     assert str(run.state) == "success", states
-    assert xcom(run, "plan") and states["wait_upload_time"][0] == "success"
+    assert xcom(run, "record_names") and states["wait_upload_time"][0] == "success"
     from airflow.models import TaskInstance
     from airflow.utils.session import create_session
 

@@ -28,7 +28,7 @@ import pytest
 
 from smsdrop.demo import TEMPLATE, seed_into
 from smsdrop.deploy.stack import AirflowStack, StackConfig
-from smsdrop.prepare import plan_slot
+from smsdrop.prepare import first_allowed_slot
 from smsdrop.sandbox import Sandbox, SandboxConfig
 from smsdrop.warehouse import PostgresWarehouse
 from tests.airflow.conftest import postgres_conn
@@ -57,7 +57,7 @@ class Deployment:
     def conf(self, campaign_id: str, **changes: Any) -> dict[str, Any]:
         """A campaign's parameters, its slot the sandbox's current send-allowed minute."""
         now = self.sandbox.clock.now()
-        slot = plan_slot(now, ["FR"], None)
+        slot = first_allowed_slot(now, ["FR"], None)
         if slot > now:  # Sunday night on the sandbox's clock: jump to Monday 08:00
             self.sandbox.advance(slot - now + timedelta(seconds=1))
         return {
@@ -111,7 +111,7 @@ def deployment(
         warehouse_dsn = f"{PG} dbname={name} options=-csearch_path=smsdrop"
         with PostgresWarehouse(warehouse_dsn) as warehouse:
             seed_into(warehouse, AUDIENCE_ROWS)
-        slot = plan_slot(datetime.now(UTC) + timedelta(minutes=2), ["FR"], None)
+        slot = first_allowed_slot(datetime.now(UTC) + timedelta(minutes=2), ["FR"], None)
         sandbox = Sandbox(
             SandboxConfig(root=folder / "sandbox", port=0, start=slot, seed=3, poll_interval=0.05)
         ).start()

@@ -23,7 +23,7 @@ import pytest
 
 from smsdrop.demo import seed
 from smsdrop.deploy.stack import group_gone
-from smsdrop.prepare import plan_slot
+from smsdrop.prepare import first_allowed_slot
 from smsdrop.sandbox.cli import serve_command
 from smsdrop.sandbox.events import events
 from tests.deploy.conftest import Deployment, deployment, free_port
@@ -142,7 +142,7 @@ def test_the_sandbox_killed_and_restarted_mid_campaign_sends_each_message_once(
     Uploads cut by the kill are retried; the campaign ends with every record sent once."""
     keys = local.sandbox.layout.root / ".sandbox"  # the keys the connection already pins
     root, port = tmp_path / "provider", free_port()
-    start = plan_slot(local.sandbox.clock.now(), ["FR"], None)
+    start = first_allowed_slot(local.sandbox.clock.now(), ["FR"], None)
     command = serve_command(
         root, port, "--start", start.isoformat(), "--seed", "5", "--poll-interval", "0.05",
         "--host-key", str(keys / "host_ed25519"),

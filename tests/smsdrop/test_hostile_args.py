@@ -12,7 +12,7 @@ import pytest
 
 from smsdrop.cli import EXIT_PROBLEMS, EXIT_USAGE, main
 from smsdrop.errors import InputError
-from smsdrop.prepare import Campaign, plan_slot, prepare
+from smsdrop.prepare import Campaign, first_allowed_slot, prepare
 
 SAT_NOON = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -139,7 +139,7 @@ def test_window_end_only_narrows_in_the_library_too(tmp_path, audience) -> None:
         prepare(audience, late, tmp_path / "o", now=SAT_NOON)
     # 21:30 Paris with a 21:00 end goes to Monday 08:00 (never 22:30 with a 23:00 end).
     evening = datetime(2026, 11, 28, 20, 30, tzinfo=UTC)
-    assert plan_slot(evening, ["FR"], "21:00").isoformat() == "2026-11-30T08:00:00+01:00"
+    assert first_allowed_slot(evening, ["FR"], "21:00").isoformat() == "2026-11-30T08:00:00+01:00"
 
 
 def test_batch_size_zero_is_refused_by_the_library(tmp_path, audience) -> None:

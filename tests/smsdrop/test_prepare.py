@@ -12,7 +12,7 @@ from smsdrop import naming, synthetic
 from smsdrop.csvfile import read_records
 from smsdrop.errors import InputError
 from smsdrop.gsm import EncodingPolicy
-from smsdrop.prepare import Campaign, plan_slot, read_optouts, render, template_fields
+from smsdrop.prepare import Campaign, first_allowed_slot, read_optouts, render, template_fields
 from smsdrop.prepare import prepare as _prepare
 from smsdrop.sendcheck import check_file
 from smsdrop.validation import Rules
@@ -130,7 +130,9 @@ def test_send_time_outside_the_window_moves_to_the_next_allowed_minute(tmp_path)
     summary = prepare(write(frame, tmp_path / "a.parquet"), campaign, tmp_path / "o")
     assert summary.send_at == "2026-11-30T08:00:00+01:00"
     assert summary.files[0]["name"] == "SEND-12345-20261130-0800-promo.csv"
-    assert plan_slot(sunday, ["FR"], "20:00") == datetime.fromisoformat("2026-11-30T08:00:00+01:00")
+    assert first_allowed_slot(sunday, ["FR"], "20:00") == datetime.fromisoformat(
+        "2026-11-30T08:00:00+01:00"
+    )
 
 
 def test_no_valid_recipient_writes_no_file(tmp_path) -> None:

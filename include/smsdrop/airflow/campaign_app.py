@@ -247,7 +247,7 @@ def create_app() -> FastAPI:
         body = (
             "<h1>No campaign</h1><p>The warehouse has no campaign planned by this run "
             f"(<code>{escape(dag_id)}</code> / <code>{escape(run_id)}</code>): it has not "
-            "reached <code>plan</code> yet, or it is not a campaign run. "
+            "reached <code>record_names</code> yet, or it is not a campaign run. "
             f'<a href="{escape(request.url_for("campaigns_page").path)}">All campaigns</a>.</p>'
         )
         return HTMLResponse(campaign_html.page("smsdrop: no campaign", body))

@@ -96,7 +96,7 @@ def start(
 
 
 def _planned_by(warehouse: Any, campaign_id: str) -> str | None:
-    """The run that recorded the campaign's planned names (see :func:`plan`)."""
+    """The run that recorded the campaign's planned names (see :func:`record_names`)."""
     row = warehouse.campaign(campaign_id) or {}
     return (row.get("parameters") or {}).get("planned_by")
 
@@ -203,7 +203,7 @@ def contract(request: dict[str, Any], files: list[dict[str, Any]]) -> dict[str, 
     return result.as_dict()
 
 
-def plan(
+def record_names(
     request: dict[str, Any], prepared: dict[str, Any], run_id: str, ti: Any = None
 ) -> list[dict[str, Any]]:
     """Record the SEND names as ``planned`` before any upload; returns the uploads to make

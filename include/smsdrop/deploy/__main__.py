@@ -29,7 +29,7 @@ from pathlib import Path
 
 from smsdrop.demo import TEMPLATE, seed
 from smsdrop.deploy.stack import PROJECT, AirflowStack, StackConfig
-from smsdrop.prepare import plan_slot
+from smsdrop.prepare import first_allowed_slot
 from smsdrop.sandbox import Sandbox, SandboxConfig
 
 #: Everything of the service; ``SMSDROP_SERVICE_DIR`` moves it (the test does).
@@ -58,7 +58,7 @@ def main() -> int:
         print(
             f"warehouse {warehouse}: seeded {rows:,} people (table audience), {opted_out:,} opted out"
         )
-    slot = plan_slot(datetime.now(UTC) + timedelta(minutes=1), ["FR"], None)
+    slot = first_allowed_slot(datetime.now(UTC) + timedelta(minutes=1), ["FR"], None)
     port = free_port(int(os.environ.get("SMSDROP_SANDBOX_PORT", "2222")))
     sandbox = Sandbox(SandboxConfig(root=SERVICE / "sandbox", port=port, start=slot, seed=1))
     stack = AirflowStack(
