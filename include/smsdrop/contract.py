@@ -1,4 +1,6 @@
-"""The data contract on what is about to be sent, checked with great-expectations.
+"""Runs on the written SEND files, before their upload: the DAG's ``contract`` task.
+
+The data contract on what is about to be sent, checked with great-expectations.
 
 Preparation already enforces every rule; the contract is a second, independent look at
 the SEND files themselves, just before they are uploaded: if preparation had a bug, or an

@@ -1,4 +1,6 @@
-"""Check a SEND file as the provider would, and a little more, listing every problem.
+"""Runs on one SEND file as the provider's intake checks it: ``smsdrop check``, the sandbox.
+
+It checks a SEND file as the provider would, and a little more, listing every problem.
 
 The provider checks the name, the encoding, four fields per record, no header, the field
 rules, no duplicate MSISDN and at most 1,000,000 records. We also flag what it would accept

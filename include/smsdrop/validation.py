@@ -1,4 +1,6 @@
-"""Field rules of a SEND record, applied to whole frames at once.
+"""Runs on every audience row, during ``prepare``: the field rules of a SEND record.
+
+They are applied to whole frames at once.
 
 Every row ends in exactly one place: the valid frame or the rejects, with one reason code
 (the first failing rule in :class:`~smsdrop.reasons.Reason` order). All rows are checked
