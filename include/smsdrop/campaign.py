@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from smsdrop import naming, windows
 from smsdrop.audience import audience_query
 from smsdrop.csvfile import MAX_RECORDS, open_private
+from smsdrop.dropbox import FileState, RemoteState
 from smsdrop.errors import InputError
 from smsdrop.gsm import EncodingPolicy
 from smsdrop.prepare import (
@@ -184,11 +185,11 @@ def submission(
         return SubmissionCheck(Submission.NEW, [], f"campaign {campaign_id} is new")
     states = {f["name"]: f["state"] for f in files}
     for name, state in states.items():
-        if state == "planned":
+        if state == FileState.PLANNED:
             found = remote_state(name)
-            if found != "absent":
+            if found != RemoteState.ABSENT:
                 states[name] = found
-    handed = {n: s for n, s in states.items() if s != "planned"}
+    handed = {n: s for n, s in states.items() if s != FileState.PLANNED}
     listing = ", ".join(f"{n} ({s})" for n, s in sorted(states.items()))
     if handed:
         return SubmissionCheck(

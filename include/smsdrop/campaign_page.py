@@ -17,12 +17,15 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+from smsdrop.dropbox import FINAL, FileState
+
 if TYPE_CHECKING:
     from smsdrop.warehouse import Warehouse
 
-#: A SEND file's states in order (docs/PROTOCOL.md); ``done`` and ``reject`` are both final.
-FILE_STATES = ("planned", "tmp", "csv", "lock")
-FINAL_STATES = ("done", "reject")
+#: A SEND file's states in order (:mod:`smsdrop.dropbox`); ``done`` and ``reject`` are
+#: both final.
+FILE_STATES = tuple(state.value for state in FileState if state not in FINAL)
+FINAL_STATES = tuple(state.value for state in FileState if state in FINAL)
 
 #: The funnel's steps: (label, where the number comes from).
 FUNNEL = (
@@ -164,7 +167,7 @@ def file_life(row: dict[str, Any]) -> dict[str, Any]:
     """A SEND file's row with the states it went through (states only move forward, so a
     file in ``lock`` went through ``planned``, ``tmp`` and ``csv``)."""
     state = row["state"]
-    order = (*FILE_STATES, state if state in FINAL_STATES else "done")
+    order = (*FILE_STATES, state if state in FINAL_STATES else FileState.DONE.value)
     reached = order[: order.index(state) + 1] if state in order else (state,)
     return {**row, "states": list(reached), "final": state in FINAL_STATES}
 

@@ -3,8 +3,9 @@
 The file name is the provider's only control channel: it carries the account (SERVICEID),
 the scheduled Paris wall time (DATE, HOUR) and the campaign. A name the provider cannot read
 is rejected or, worse, scheduled at the wrong time, so names are built and parsed here only,
-from one table of rules (:data:`PARTS`, :data:`EXTENSIONS`), and every refusal says which
-part is wrong, what was expected and what was found.
+from one table of rules (:data:`PARTS`; the kinds and their extensions are the drop-box's,
+:mod:`smsdrop.dropbox`, re-exported here), and every refusal says which part is wrong,
+what was expected and what was found.
 
 Time rules (see docs/PROTOCOL.md):
 
@@ -21,11 +22,11 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from enum import StrEnum
 from pathlib import PurePath
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from smsdrop.dropbox import EXTENSIONS, FileKind
 from smsdrop.errors import InvalidName
 
 __all__ = [
@@ -47,24 +48,6 @@ __all__ = [
 #: The provider's clock: DATE and HOUR in names are French local time.
 PARIS: Final = ZoneInfo("Europe/Paris")
 
-
-class FileKind(StrEnum):
-    """The four file families of the protocol; the value is the literal name prefix."""
-
-    SEND = "SEND"
-    ACK = "ACK"
-    STOP = "STOP"
-    SMSMO = "SMSMO"
-
-
-#: Extensions each kind may carry. SEND files move tmp → csv → lock → done|reject on the
-#: provider's side; the provider writes reports as .csv only.
-EXTENSIONS: Final[dict[FileKind, tuple[str, ...]]] = {
-    FileKind.SEND: ("tmp", "csv", "lock", "done", "reject"),
-    FileKind.ACK: ("csv",),
-    FileKind.STOP: ("csv",),
-    FileKind.SMSMO: ("csv",),
-}
 
 CAMPAIGN_ID_MAX: Final = 20
 #: Upper bound for :func:`chunk_campaign_ids` (keeps the suffix at most 4 digits).

@@ -9,13 +9,8 @@ import pytest
 from airflow.providers.ssh.hooks.ssh import SSHHook
 
 from smsdrop.airflow.exceptions import MTargetConfigError, MTargetTransferError
-from smsdrop.airflow.hooks import (
-    FAST_CIPHERS,
-    MTargetHook,
-    RemoteState,
-    latest_state,
-    send_name,
-)
+from smsdrop.airflow.hooks import FAST_CIPHERS, MTargetHook, send_name
+from smsdrop.dropbox import RemoteState
 from smsdrop.naming import FileKind
 from smsdrop.reports import parse_ack, parse_replies_from
 from smsdrop.sandbox.reference import PrivateSshd, find_sshd
@@ -23,14 +18,6 @@ from tests.airflow.support import deliveries, msisdns, write_send
 
 NAME = "SEND-12345-20261201-0800-hook.csv"
 needs_sshd = pytest.mark.skipif(find_sshd() is None, reason="sshd not installed (.ci/ensure-sshd)")
-
-
-def test_latest_state_prefers_the_most_advanced_file() -> None:
-    assert latest_state({}) is RemoteState.ABSENT
-    assert latest_state({"tmp": 1}) is RemoteState.TMP
-    assert latest_state({"tmp": 1, "done": 5}) is RemoteState.DONE
-    assert latest_state({"csv": 5, "lock": 5}) is RemoteState.LOCK
-    assert [s for s in RemoteState if s.submitted] == ["csv", "lock", "done", "reject"]
 
 
 @pytest.mark.parametrize(
@@ -230,7 +217,7 @@ def _authorize(tmp_path: Path, *keys: Path) -> Path:
 def _async_login(conn_id: str = "mtarget_default") -> None:
     import asyncio
 
-    from smsdrop.airflow.hooks import MTargetHookAsync
+    from smsdrop.airflow.async_hook import MTargetHookAsync
 
     async def go() -> None:
         async with MTargetHookAsync(sftp_conn_id=conn_id).get_managed_conn() as sftp:

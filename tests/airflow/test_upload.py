@@ -22,8 +22,9 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from smsdrop.airflow import operators
 from smsdrop.airflow.exceptions import MTargetConfigError, MTargetTransferError
-from smsdrop.airflow.hooks import MTargetHook, RemoteState
+from smsdrop.airflow.hooks import MTargetHook
 from smsdrop.airflow.operators import MTargetUploadOperator
+from smsdrop.dropbox import RemoteState
 from smsdrop.sandbox.cli import serve_command
 from smsdrop.sandbox.events import events
 from smsdrop.sandbox.reference import free_port

@@ -20,6 +20,7 @@ from smsdrop.airflow.warehouse import (
     warehouse_dialect,
     warehouse_from_connection,
 )
+from smsdrop.dropbox import FileState, RemoteState
 from smsdrop.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,7 @@ def record_names(
         for f in files:
             warehouse.record_file_state(
                 f["remote_name"],
-                "planned",
+                FileState.PLANNED,
                 campaign_id=req.campaign_id,
                 row_count=f["records"],
                 sha256=f["sha256"],
@@ -374,7 +375,7 @@ def guard_optouts(task: Any, name: str, req: Any) -> None:
                 with warehouse.transaction():
                     new = warehouse.save_late_optouts(req.campaign_id, late.removed)
                     warehouse.record_file_state(
-                        name, "planned", row_count=late.records, byte_count=late.bytes,
+                        name, FileState.PLANNED, row_count=late.records, byte_count=late.bytes,
                         sha256=late.sha256,
                     )  # fmt: skip
                 late.write(local)
@@ -406,16 +407,16 @@ def record_outcome(
     states: dict[str, str] = {}
     with hook.get_managed_conn(), warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
         for f in files:  # one SFTP session for every file
-            found = hook.remote_state(f["remote_name"]).state.value
+            found = hook.remote_state(f["remote_name"]).state
             states[f["remote_name"]] = (
                 warehouse.record_file_state(f["remote_name"], found)
-                if found != "absent"
-                else "planned"
+                if found is not RemoteState.ABSENT
+                else FileState.PLANNED.value
             )
-        rejected = sorted(n for n, s in states.items() if s == "reject")
+        rejected = sorted(n for n, s in states.items() if s == FileState.REJECT)
         if rejected:
             status = "rejected"
-        elif all(s == "done" for s in states.values()):
+        elif all(s == FileState.DONE for s in states.values()):
             status = "submitted"
         else:
             status = "submitting"
@@ -488,8 +489,8 @@ def tidy_remote(files: list[dict[str, Any]], mtarget_conn_id: str = MTARGET_CONN
         for f in files or []:
             name = parse_name(f["remote_name"])
             for remove, target in (
-                (hook.delete_send_file, name.with_ext("done")),
-                (hook.delete_send_file, name.with_ext("reject")),
+                (hook.delete_send_file, name.with_ext(RemoteState.DONE)),
+                (hook.delete_send_file, name.with_ext(RemoteState.REJECT)),
                 (hook.delete_report, name.with_kind(FileKind.ACK).name),
             ):
                 try:

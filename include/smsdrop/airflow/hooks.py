@@ -31,6 +31,10 @@ Connection extras read here (besides the SFTP provider's ``host_key``, ``key_fil
 ``send_dir`` (default ``Send``), ``report_dir`` (``Report``), ``connect_attempts`` (3),
 ``op_timeout`` (seconds an SFTP request may take, 120), ``request_size`` (261120),
 ``compress`` (false), ``look_for_keys`` (false), ``allow_agent`` (false).
+
+Beside it: the SSH policy it shares with the triggers' asyncssh hook
+(:mod:`smsdrop.airflow.ssh_rules`), that hook (:mod:`smsdrop.airflow.async_hook`), and the
+drop-box's states and probe order (:mod:`smsdrop.dropbox`).
 """
 
 from __future__ import annotations
@@ -42,19 +46,15 @@ import posixpath
 import socket
 import stat as stat_module
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from enum import StrEnum
 from io import BytesIO
 from pathlib import Path
 from typing import IO, Any, ClassVar, Final
 
-import asyncssh
 import paramiko
-from airflow.providers.common.compat.connection import get_async_connection
-from airflow.providers.sftp.hooks.sftp import SFTPHook, SFTPHookAsync
-from asyncssh.public_key import load_default_keypairs
+from airflow.providers.sftp.hooks.sftp import SFTPHook
 
 from smsdrop.airflow.exceptions import (
     MTargetAuthError,
@@ -62,22 +62,28 @@ from smsdrop.airflow.exceptions import (
     MTargetHostKeyError,
     MTargetTransferError,
 )
+from smsdrop.airflow.ssh_rules import (
+    FAST_CIPHERS,
+    SLOW_CIPHERS,
+    WEAK_CIPHERS,
+    WEAK_KEX,
+    WEAK_MACS,
+    check_extras,
+    truthy,
+)
+from smsdrop.dropbox import (
+    PROBE_ORDER,
+    REPORT_KINDS,
+    FileKind,
+    RemoteState,
+    latest_state,
+    state_file,
+    stem_of,
+)
 from smsdrop.errors import InvalidName
-from smsdrop.naming import FileKind, ProviderName, parse_name
+from smsdrop.naming import ProviderName, parse_name
 
-__all__ = [
-    "FAST_CIPHERS",
-    "PROBE_ORDER",
-    "REQUEST_SIZE",
-    "WEAK_CIPHERS",
-    "WEAK_MACS",
-    "MTargetHook",
-    "MTargetHookAsync",
-    "RemoteState",
-    "SendState",
-    "latest_state",
-    "send_name",
-]
+__all__ = ["FAST_CIPHERS", "REQUEST_SIZE", "MTargetHook", "SendState", "send_name"]
 
 #: OpenSSH's own SFTP write length (SFTP_MAX_MSG_LENGTH - 1024): servers built on OpenSSH
 #: drop the session above ~256 KiB per request, and paramiko's 32 KiB default is what makes
@@ -87,95 +93,6 @@ REQUEST_SIZE: Final = 261_120
 WRITE_BLOCK: Final = 4 * 1024 * 1024
 #: Read requests in flight while downloading (64 x 255 KiB: ~16 MB buffered at most).
 PREFETCH_REQUESTS: Final = 64
-#: Ciphers asked for: AES-GCM encrypts and authenticates in one pass (AES-NI), ~1.3x the
-#: throughput of aes128-ctr + HMAC on the same machine (FIELD-NOTES).
-FAST_CIPHERS: Final = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
-#: Never negotiated, whatever the server offers: CBC modes (padding-oracle and plaintext
-#: recovery attacks), 3DES (64-bit blocks: Sweet32), the other legacy ciphers asyncssh
-#: still knows, and MAC algorithms built on MD5. Matched on the name, for both libraries.
-WEAK_CIPHER_MARKS: Final = ("-cbc", "3des", "arcfour", "blowfish", "cast128", "seed-")
-WEAK_MAC_MARKS: Final = ("md5",)
-
-
-def _weak(name: str | bytes, marks: tuple[str, ...]) -> bool:
-    text = name.decode() if isinstance(name, bytes) else name
-    return any(mark in text.lower() for mark in marks)
-
-
-#: Paramiko's weak ciphers and MACs: always in ``disabled_algorithms``.
-WEAK_CIPHERS: Final = tuple(
-    c for c in paramiko.Transport._preferred_ciphers if _weak(c, WEAK_CIPHER_MARKS)
-)
-WEAK_MACS: Final = tuple(m for m in paramiko.Transport._preferred_macs if _weak(m, WEAK_MAC_MARKS))
-#: Key exchanges on SHA-1 (none in paramiko's list today: kept out should it come back).
-WEAK_KEX: Final = tuple(k for k in paramiko.Transport._preferred_kex if k.endswith("-sha1"))
-#: Every other cipher paramiko knows, disabled while AES-GCM is asked for (_algorithms).
-SLOW_CIPHERS: Final = tuple(
-    c
-    for c in paramiko.Transport._preferred_ciphers
-    if c not in FAST_CIPHERS and c not in WEAK_CIPHERS
-)
-#: Refused extras: each turns off host key verification in the SFTP provider's hooks.
-REFUSED_EXTRAS: Final = (
-    "no_host_key_check",
-    "allow_host_key_change",
-    "ignore_hostkey_verification",
-)
-
-
-def check_extras(conn_id: str, extras: Mapping[str, Any]) -> None:
-    """Refuse a connection whose extras would skip the host key check (sync or async side).
-
-    ``known_hosts: none`` is the async hook's spelling of ``no_host_key_check``.
-    """
-    for refused in REFUSED_EXTRAS:
-        if _truthy(extras.get(refused, False)):
-            raise MTargetConfigError(
-                f"connection {conn_id!r}: extra {refused}=true is refused; pin the "
-                "server's key in the host_key extra instead"
-            )
-    known_hosts = extras.get("known_hosts")
-    if isinstance(known_hosts, str) and known_hosts.strip().lower() == "none":
-        raise MTargetConfigError(
-            f"connection {conn_id!r}: extra known_hosts=none (no host key check) is refused; "
-            "pin the server's key in the host_key extra instead"
-        )
-
-
-class RemoteState(StrEnum):
-    """Where a SEND name is in the provider's ``Send/`` folder; the value is the extension.
-
-    The provider only moves a file forward: ``tmp`` (ours, uploading) → ``csv`` (handed
-    over) → ``lock`` (taken) → ``done`` | ``reject``. ``absent``: none of these exist.
-    """
-
-    ABSENT = "absent"
-    TMP = "tmp"
-    CSV = "csv"
-    LOCK = "lock"
-    DONE = "done"
-    REJECT = "reject"
-
-    @property
-    def submitted(self) -> bool:
-        """Handed to the provider: uploading the name again could send the campaign twice."""
-        return self in (RemoteState.CSV, RemoteState.LOCK, RemoteState.DONE, RemoteState.REJECT)
-
-    @property
-    def final(self) -> bool:
-        return self in (RemoteState.DONE, RemoteState.REJECT)
-
-
-#: The order in which the states are probed: the order in which a file moves. Probing in
-#: the same direction as the file can never miss it (a file seen in none of the probes would
-#: have had to move backwards), whereas a directory listing is not atomic on every server.
-PROBE_ORDER: Final = (
-    RemoteState.TMP,
-    RemoteState.CSV,
-    RemoteState.LOCK,
-    RemoteState.DONE,
-    RemoteState.REJECT,
-)
 
 
 @dataclass(frozen=True)
@@ -200,15 +117,6 @@ class SendState:
         return self.sizes.get(self.state.value)
 
 
-def latest_state(found: Mapping[str, int]) -> RemoteState:
-    """The most advanced state among the extensions found (``done``/``reject`` win)."""
-    state = RemoteState.ABSENT
-    for candidate in PROBE_ORDER:
-        if candidate.value in found:
-            state = candidate
-    return state
-
-
 def send_name(name: str) -> ProviderName:
     """``name`` as a SEND file name ending in ``.csv`` (the name the provider processes).
 
@@ -219,7 +127,7 @@ def send_name(name: str) -> ProviderName:
         parsed = parse_name(name)
     except InvalidName as error:
         raise MTargetConfigError(f"not a SEND file name: {error}") from None
-    if parsed.kind is not FileKind.SEND or parsed.ext != "csv":
+    if parsed.kind is not FileKind.SEND or parsed.ext != RemoteState.CSV:
         raise MTargetConfigError(
             f"{name!r} is not a SEND-….csv name (kind {parsed.kind}, extension {parsed.ext})"
         )
@@ -228,10 +136,6 @@ def send_name(name: str) -> ProviderName:
 
 def _fingerprint(key: paramiko.PKey) -> str:
     return f"{key.get_name()} {key.fingerprint}"
-
-
-def _truthy(value: object) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 class MTargetHook(SFTPHook):
@@ -273,9 +177,9 @@ class MTargetHook(SFTPHook):
         self.connect_attempts = max(1, int(extras.get("connect_attempts", 3)))
         self.op_timeout = float(extras.get("op_timeout", 120))
         self.request_size = int(extras.get("request_size", REQUEST_SIZE))
-        self.compress = _truthy(extras.get("compress", False))
-        self.look_for_keys = _truthy(extras.get("look_for_keys", False))
-        self.allow_agent = _truthy(extras.get("allow_agent", False))
+        self.compress = truthy(extras.get("compress", False))
+        self.look_for_keys = truthy(extras.get("look_for_keys", False))
+        self.allow_agent = truthy(extras.get("allow_agent", False))
         if self.conn_timeout is None:
             self.conn_timeout = 30
         self._check_file_supported: bool | None = None
@@ -559,13 +463,12 @@ class MTargetHook(SFTPHook):
         file the provider renames meanwhile is still seen once; the answer is the most
         advanced file present.
         """
-        base, dot, ext = name.rpartition(".")
-        stem = base if dot and ext in {s.value for s in PROBE_ORDER} else name
+        stem = stem_of(name)
         found: dict[str, int] = {}
         with self.get_managed_conn() as sftp:
             for state in PROBE_ORDER:
                 try:
-                    attrs = sftp.stat(self.send_path(f"{stem}.{state.value}"))
+                    attrs = sftp.stat(self.send_path(state_file(stem, state)))
                 except FileNotFoundError:
                     continue
                 except OSError as error:
@@ -595,8 +498,8 @@ class MTargetHook(SFTPHook):
         parsed = send_name(remote_name)
         local = Path(local_path)
         size = local.stat().st_size
-        tmp = self.send_path(parsed.with_ext("tmp"))
-        final = self.send_path(parsed.with_ext("csv"))
+        tmp = self.send_path(parsed.with_ext(RemoteState.TMP))
+        final = self.send_path(parsed.with_ext(RemoteState.CSV))
         started = time.perf_counter()
         with self.get_managed_conn() as sftp:
             with open(local, "rb") as source:
@@ -690,7 +593,9 @@ class MTargetHook(SFTPHook):
                 parsed = parse_name(entry.filename)
             except InvalidName:
                 continue
-            if parsed.kind is FileKind.SEND or (wanted is not None and parsed.kind is not wanted):
+            if parsed.kind not in REPORT_KINDS or (
+                wanted is not None and parsed.kind is not wanted
+            ):
                 continue
             names.append(entry.filename)
         return sorted(names)
@@ -767,86 +672,3 @@ class MTargetHook(SFTPHook):
         """Remove ``Report/file_name`` (the provider asks clients to delete what they took)."""
         with self.get_managed_conn() as sftp:
             sftp.remove(self.report_path(file_name))
-
-
-#: asyncssh's algorithms minus the weak ones, AES-GCM first (as the sync hook asks).
-ASYNC_CIPHERS: Final = [
-    *FAST_CIPHERS,
-    *(
-        name
-        for name in (c.decode() for c in asyncssh.encryption.get_encryption_algs())
-        if not _weak(name, WEAK_CIPHER_MARKS) and name not in FAST_CIPHERS
-    ),
-]
-ASYNC_MACS: Final = [
-    m.decode() for m in asyncssh.mac.get_mac_algs() if not _weak(m, WEAK_MAC_MARKS)
-]
-#: asyncssh's default key exchanges minus those on SHA-1 (paramiko offers none of them).
-ASYNC_KEX: Final = [
-    k.decode() for k in asyncssh.kex.get_default_kex_algs() if not k.endswith(b"-sha1")
-]
-
-
-class MTargetHookAsync(SFTPHookAsync):
-    """
-    The SFTP provider's asyncssh hook (what the triggers poll with) under
-    :class:`MTargetHook`'s rules.
-
-    ``SFTPHookAsync`` turns ``known_hosts: none`` into no host key check at all, offers the
-    ssh-agent's keys and every key in ``~/.ssh`` when the connection has none, reads
-    ``~/.ssh/config``, and lets asyncssh negotiate CBC or HMAC-MD5 with a server that
-    offers only those. Here: the same extras are refused as on the sync side
-    (:func:`check_extras`), only the connection's own key, key file and password are
-    offered (``look_for_keys`` / ``allow_agent`` extras to widen), no SSH config file is
-    read, ``~/.ssh/known_hosts`` neither (without a pin nothing is trusted), and the weak
-    algorithms are never offered.
-    """
-
-    async def _get_conn(self) -> asyncssh.SSHClientConnection:
-        conn = await get_async_connection(self.sftp_conn_id)
-        extras = conn.extra_dejson
-        check_extras(self.sftp_conn_id, extras)
-        self._parse_extras(conn)  # type: ignore[arg-type]
-        if isinstance(self.known_hosts, str) and self.known_hosts.lower() == "none":
-            raise MTargetConfigError(  # pragma: no cover - refused by check_extras already
-                f"connection {self.sftp_conn_id!r}: no host key check is refused"
-            )
-        keys: list[Any] = []
-        if self.key_file:
-            keys.append(self.key_file)
-        if self.private_key:
-            keys.append(asyncssh.import_private_key(self.private_key, self.passphrase or None))
-        if _truthy(extras.get("look_for_keys", False)):
-            keys.extend(load_default_keypairs(self.passphrase or None))
-        agent = await asyncssh.connect_agent() if _truthy(extras.get("allow_agent")) else None
-        try:
-            if agent is not None:
-                keys.extend(await agent.get_keys())
-            options: dict[str, Any] = {
-                "host": self.host or conn.host,
-                "port": self.port or conn.port or 22,
-                "username": self.username or conn.login,
-                "password": self.password or conn.password or None,
-                # None: no public key auth. Never () or []: asyncssh would then load every
-                # key of ~/.ssh and the agent's by itself.
-                "client_keys": keys or None,
-                "agent_path": None,
-                "config": None,
-                "encryption_algs": ASYNC_CIPHERS,
-                "mac_algs": ASYNC_MACS,
-                "kex_algs": ASYNC_KEX,
-            }
-            if self.passphrase:
-                options["passphrase"] = self.passphrase
-            unpinned = "known_hosts" not in extras and self.known_hosts == os.path.expanduser(
-                self.default_known_hosts
-            )
-            # Not pinned: trust nothing (asyncssh would read ~/.ssh/known_hosts, which the
-            # sync hook never does); an explicit known_hosts file or the host_key line is used.
-            options["known_hosts"] = (
-                asyncssh.import_known_hosts("") if unpinned else self.known_hosts
-            )
-            return await asyncssh.connect(**options)
-        finally:
-            if agent is not None:
-                agent.close()  # the login is over: nothing more to sign

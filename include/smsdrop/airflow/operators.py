@@ -34,7 +34,8 @@ import paramiko
 from airflow.sdk import BaseOperator
 
 from smsdrop.airflow.exceptions import MTargetConfigError, MTargetTransferError
-from smsdrop.airflow.hooks import MTargetHook, RemoteState, send_name
+from smsdrop.airflow.hooks import MTargetHook, send_name
+from smsdrop.dropbox import RemoteState
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -122,10 +123,10 @@ class MTargetUploadOperator(BaseOperator):
             if found.stale_tmp:
                 self.log.info(
                     "Removing %s left by an interrupted attempt (%d bytes); uploading again",
-                    hook.send_path(parsed.with_ext("tmp")),
+                    hook.send_path(parsed.with_ext(RemoteState.TMP)),
                     found.sizes[RemoteState.TMP.value],
                 )
-                hook.delete_send_file(parsed.with_ext("tmp"))
+                hook.delete_send_file(parsed.with_ext(RemoteState.TMP))
             try:
                 hook.upload_atomic(local, parsed.name)
             except MTargetTransferError:

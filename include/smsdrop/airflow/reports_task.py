@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
-from smsdrop.naming import FileKind
+from smsdrop.dropbox import GROWING_REPORTS, FileKind
 
 if TYPE_CHECKING:
     from smsdrop.airflow.hooks import MTargetHook
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The report kinds read, in this order (ACKs are the campaign DAG's).
-KINDS: Final = (FileKind.STOP, FileKind.SMSMO)
+#: The report kinds read, in this order: the growing ones (ACKs are the campaign DAG's).
+KINDS: Final = GROWING_REPORTS
 #: A report of a campaign whose slot (the name's DATE-HOUR) is older than this is removed
 #: from ``Report/`` once loaded: the provider keeps files a month (the spec: it "reserves the
 #: rights" to delete files older than that; the sandbox: 30 days), and asks clients to

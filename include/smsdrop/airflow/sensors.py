@@ -15,7 +15,9 @@ and defer with ``method_name="execute_complete"`` (what works under ``airflow da
 FIELD-NOTES). Everything the resume needs is in the trigger's event. ``deferrable=False``
 pokes with the synchronous hook (``mode="reschedule"`` works too). Before deferring, one
 synchronous check: a file that is already ``.done`` costs no deferral, and a refused login
-fails in the worker at once.
+fails in the worker at once. The synchronous check and the trigger gather the same sizes and
+ask the same function what they mean (:func:`smsdrop.dropbox.file_verdict`,
+:func:`smsdrop.dropbox.report_verdict`), so a poke and a poll cannot disagree.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import paramiko
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -37,31 +39,32 @@ from smsdrop.airflow.exceptions import (
     MTargetRejectedError,
     MTargetTransferError,
 )
-from smsdrop.airflow.hooks import MTargetHook, RemoteState, send_name
+from smsdrop.airflow.hooks import MTargetHook, send_name
 from smsdrop.airflow.triggers import (
     MTargetFileStatusTrigger,
     MTargetReportTrigger,
     MTargetTrigger,
-    event,
+    verdict_event,
 )
-from smsdrop.naming import FileKind, ProviderName
+from smsdrop.dropbox import (
+    ACK_LARGE_DELAY,
+    FileKind,
+    Verdict,
+    ack_delay,
+    file_verdict,
+    report_verdict,
+)
+from smsdrop.naming import ProviderName
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 __all__ = [
-    "ACK_LARGE_FROM",
     "MTargetFileStatusSensor",
     "MTargetReportSensor",
     "UploadTimeSensor",
     "ack_timeout",
 ]
-
-#: The spec: stats "1 day after for a volume of less than 10 000 SMS", "4 days after for
-#: more than 10 000". Exactly 10,000 is not covered; the longer wait is the safe side.
-ACK_LARGE_FROM: Final = 10_000
-ACK_SMALL_DELAY: Final = timedelta(days=1)
-ACK_LARGE_DELAY: Final = timedelta(days=4)
 
 
 def ack_timeout(
@@ -70,17 +73,13 @@ def ack_timeout(
     margin: timedelta,
     now: datetime | None = None,
 ) -> timedelta:
-    """How long to wait for an ACK from ``now``: spec delay after the send, plus a margin.
+    """How long to wait for an ACK from ``now``: the spec's delay after the send
+    (:func:`smsdrop.dropbox.ack_delay`; unknown ``sms_count``: 4 days), plus a margin.
 
-    The send happens at the name's scheduled time, or at once when that is past. An
-    unknown ``sms_count`` takes the 4-day rule (a short timeout would fail a good campaign;
-    a long one only waits).
+    The send happens at the name's scheduled time, or at once when that is past.
     """
     now = now or datetime.now(UTC)
-    delay = (
-        ACK_SMALL_DELAY if sms_count is not None and sms_count < ACK_LARGE_FROM else ACK_LARGE_DELAY
-    )
-    return max(now, send_at) + delay + margin - now
+    return max(now, send_at) + ack_delay(sms_count) + margin - now
 
 
 def _outcome_error(outcome: Mapping[str, Any]) -> Exception:
@@ -104,6 +103,8 @@ class _MTargetSensor(BaseSensorOperator):
     """Shared plumbing: the name, the synchronous check, deferral and resumption."""
 
     template_fields: Sequence[str] = ("name", "mtarget_conn_id")
+    #: The event's ``target``, as the trigger of the same wait sets it.
+    target: str = "status"
 
     def __init__(
         self,
@@ -136,6 +137,10 @@ class _MTargetSensor(BaseSensorOperator):
 
     def wait_timeout(self) -> float:
         return float(self.timeout)
+
+    def outcome(self, verdict: Verdict) -> dict[str, Any] | None:
+        """The event of ``verdict`` (trigger schema), or None while the wait goes on."""
+        return verdict_event(verdict, name=self.send().name, target=self.target, log=self.log)
 
     # --- Airflow entry points -----------------------------------------------------------
 
@@ -225,38 +230,8 @@ class MTargetFileStatusSensor(_MTargetSensor):
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
 
     def check(self, hook: MTargetHook) -> dict[str, Any] | None:
-        send = self.send()
-        found = hook.remote_state(send.name)
-        fields = {
-            "name": send.name,
-            "target": "status",
-            "state": found.state.value,
-            "size": found.size,
-            "path": hook.send_path(f"{send.stem}.{found.state.value}"),
-        }
-        if found.state is RemoteState.DONE:
-            return event(
-                "success", message=f"Send/{send.stem}.done: the provider accepted it", **fields
-            )
-        if found.state is RemoteState.REJECT:
-            return event(
-                "error",
-                reason="rejected",
-                message=f"Send/{send.stem}.reject: the provider REJECTED {send.name}; nothing "
-                "of it was sent. Fix the file and submit it under a new name (this one is "
-                "spent).",
-                **fields,
-            )
-        if found.state is RemoteState.ABSENT:
-            return event(
-                "error",
-                reason="absent",
-                message=f"{send.name} is not in {hook.send_dir}/ under any extension: it was "
-                "never uploaded (or the provider's retention deleted it)",
-                **fields,
-            )
-        self.log.info("%s is .%s; waiting for .done or .reject", send.name, found.state.value)
-        return None
+        name = self.send().name
+        return self.outcome(file_verdict(name, hook.send_dir, hook.remote_state(name).sizes))
 
     def trigger(self, hook: MTargetHook, deadline: datetime) -> MTargetTrigger:
         return MTargetFileStatusTrigger(
@@ -287,6 +262,7 @@ class MTargetReportSensor(_MTargetSensor):
     """
 
     template_fields: Sequence[str] = ("name", "mtarget_conn_id", "sms_count")
+    target = "report"
 
     def __init__(
         self,
@@ -336,25 +312,11 @@ class MTargetReportSensor(_MTargetSensor):
 
     def check(self, hook: MTargetHook) -> dict[str, Any] | None:
         report = self.report_name()
-        size = hook.report_size(report)
-        if size is None:
-            return None
-        path = hook.report_path(report)
-        if self.stable_for > 0:
+        size = again = hook.report_size(report)
+        if size is not None and self.stable_for > 0:
             time.sleep(self.stable_for)
             again = hook.report_size(report)
-            if again != size:
-                self.log.info("%s is still growing (%s → %s bytes)", path, size, again)
-                return None
-        return event(
-            "success",
-            name=self.send().name,
-            target="report",
-            path=path,
-            state="present",
-            size=size,
-            message=f"{path} is there ({size} bytes)",
-        )
+        return self.outcome(report_verdict(hook.report_path(report), size, again))
 
     def trigger(self, hook: MTargetHook, deadline: datetime) -> MTargetTrigger:
         return MTargetReportTrigger(

@@ -1,6 +1,6 @@
 """Triggers that wait on the provider's folders without holding a worker slot.
 
-They poll with :class:`~smsdrop.airflow.hooks.MTargetHookAsync`, the SFTP provider's
+They poll with :class:`~smsdrop.airflow.async_hook.MTargetHookAsync`, the SFTP provider's
 asyncssh-based hook under the sync hook's rules (the connection's ``host_key`` extra is the
 pinned known host, ``known_hosts: none`` is refused, no agent or ``~/.ssh`` key is offered,
 no CBC, 3DES or HMAC-MD5), one short session per poll: a wait can last four
@@ -22,11 +22,16 @@ The event carries everything the task needs to resume: under ``airflow dags test
 
 A trigger also keeps its own ``deadline`` (ISO 8601): the real triggerer enforces the
 timeout given to ``defer()``, ``dags test`` runs triggers inline and does not.
+
+What a poll found means is decided by :func:`smsdrop.dropbox.file_verdict` and
+:func:`smsdrop.dropbox.report_verdict`, the functions the sensors' synchronous check asks
+too: a trigger only gathers the sizes, asynchronously.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import posixpath
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -36,10 +41,25 @@ import asyncssh
 from airflow.sdk import BaseHook
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from smsdrop.airflow.async_hook import MTargetHookAsync
 from smsdrop.airflow.exceptions import MTargetConfigError
-from smsdrop.airflow.hooks import PROBE_ORDER, MTargetHookAsync, RemoteState, latest_state
+from smsdrop.dropbox import (
+    PROBE_ORDER,
+    RemoteState,
+    Verdict,
+    file_verdict,
+    report_verdict,
+    state_file,
+    stem_of,
+)
 
-__all__ = ["MTargetFileStatusTrigger", "MTargetReportTrigger", "MTargetTrigger"]
+__all__ = [
+    "MTargetFileStatusTrigger",
+    "MTargetReportTrigger",
+    "MTargetTrigger",
+    "event",
+    "verdict_event",
+]
 
 #: Connection failures in a row a trigger rides out before it gives up with an error event.
 MAX_CONNECTION_FAILURES = 5
@@ -67,6 +87,16 @@ def event(
         "bytes": size,
         "message": message,
     }
+
+
+def verdict_event(
+    verdict: Verdict, *, name: str, target: str, log: logging.Logger
+) -> dict[str, Any] | None:
+    """The event of a verdict whose wait is over, or None (logged: the wait goes on)."""
+    if not verdict.over:
+        log.info("%s", verdict.message)
+        return None
+    return event(**verdict._asdict(), name=name, target=target)
 
 
 class MTargetTrigger(BaseTrigger):
@@ -100,7 +130,7 @@ class MTargetTrigger(BaseTrigger):
 
     @property
     def stem(self) -> str:
-        return self.name.rsplit(".", 1)[0]
+        return stem_of(self.name)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         # A stable classpath (the module, never __main__ or a test module's alias): the
@@ -126,6 +156,9 @@ class MTargetTrigger(BaseTrigger):
     def _event(self, status: str, **fields: Any) -> dict[str, Any]:
         fields.setdefault("path", self.awaited_path())
         return event(status, name=self.name, target=self.target, **fields)
+
+    def _outcome(self, verdict: Verdict) -> dict[str, Any] | None:
+        return verdict_event(verdict, name=self.name, target=self.target, log=self.log)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = MTargetHookAsync(sftp_conn_id=self.mtarget_conn_id)
@@ -218,44 +251,15 @@ class MTargetFileStatusTrigger(MTargetTrigger):
     target = "status"
 
     def awaited_path(self) -> str:
-        return posixpath.join(self.folder, f"{self.stem}.done")
+        return posixpath.join(self.folder, state_file(self.stem, RemoteState.DONE))
 
     async def check(self, sftp: asyncssh.SFTPClient) -> dict[str, Any] | None:
         found: dict[str, int] = {}
-        for state in PROBE_ORDER:  # the order files move in: see hooks.PROBE_ORDER
-            size = await _size(sftp, posixpath.join(self.folder, f"{self.stem}.{state.value}"))
+        for state in PROBE_ORDER:  # the order files move in: see dropbox.PROBE_ORDER
+            size = await _size(sftp, posixpath.join(self.folder, state_file(self.stem, state)))
             if size is not None:
                 found[state.value] = size
-        state = latest_state(found)
-        path = posixpath.join(self.folder, f"{self.stem}.{state.value}")
-        if state is RemoteState.DONE:
-            return self._event(
-                "success",
-                state=state.value,
-                path=path,
-                size=found[state.value],
-                message=f"{path}: the provider accepted {self.name}",
-            )
-        if state is RemoteState.REJECT:
-            return self._event(
-                "error",
-                reason="rejected",
-                state=state.value,
-                path=path,
-                size=found[state.value],
-                message=f"{path}: the provider REJECTED {self.name}; nothing of it was sent. "
-                "Fix the file and submit it under a new name (this one is spent).",
-            )
-        if state is RemoteState.ABSENT:
-            return self._event(
-                "error",
-                reason="absent",
-                state=state.value,
-                message=f"{self.name} is not in {self.folder}/ under any extension: it was "
-                "never uploaded (or the provider's retention deleted it)",
-            )
-        self.log.info("%s is .%s; waiting for .done or .reject", self.name, state.value)
-        return None
+        return self._outcome(file_verdict(self.name, self.folder, found))
 
 
 class MTargetReportTrigger(MTargetTrigger):
@@ -282,18 +286,8 @@ class MTargetReportTrigger(MTargetTrigger):
 
     async def check(self, sftp: asyncssh.SFTPClient) -> dict[str, Any] | None:
         path = self.awaited_path()
-        size = await _size(sftp, path)
-        if size is None:
-            return None
-        if self.stable_for > 0:
+        size = again = await _size(sftp, path)
+        if size is not None and self.stable_for > 0:
             await asyncio.sleep(self.stable_for)
             again = await _size(sftp, path)
-            if again != size:
-                self.log.info("%s is still growing (%s → %s bytes)", path, size, again)
-                return None
-        return self._event(
-            "success",
-            state="present",
-            size=size,
-            message=f"{path} is there ({size} bytes)",
-        )
+        return self._outcome(report_verdict(path, size, again))

@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from smsdrop.argtypes import aware_datetime, duration, time_of_day
+from smsdrop.dropbox import ACK_LARGE_DELAY, ACK_LARGE_FROM, ACK_SMALL_DELAY
 from smsdrop.errors import InputError, SmsdropError
 
 __all__ = ["add_parser", "run", "serve_command"]
@@ -132,9 +133,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="mean delay of a reply (e.g. 30m)",
     )
     g = p.add_argument_group("delays (simulated time unless said)")
-    g.add_argument("--ack-small-delay", type=duration, default=timedelta(days=1))
-    g.add_argument("--ack-large-delay", type=duration, default=timedelta(days=4))
-    g.add_argument("--ack-large-from", type=int, default=10_000)
+    g.add_argument("--ack-small-delay", type=duration, default=ACK_SMALL_DELAY)
+    g.add_argument("--ack-large-delay", type=duration, default=ACK_LARGE_DELAY)
+    g.add_argument("--ack-large-from", type=int, default=ACK_LARGE_FROM)
     g.add_argument("--retention", type=duration, default=timedelta(days=30))
     g.add_argument("--poll-interval", type=float, default=0.5, help="real seconds")
     g.add_argument("--lock-delay", type=float, default=0.0, help="real seconds before .lock")

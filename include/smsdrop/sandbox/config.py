@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from smsdrop.csvfile import MAX_RECORDS
+from smsdrop.dropbox import ACK_LARGE_DELAY, ACK_LARGE_FROM, ACK_SMALL_DELAY, ack_delay
 
 __all__ = [
     "DEFAULT_ALLOWED",
@@ -177,9 +178,9 @@ class SandboxConfig:
     stop_rate: float = 0.01
     mo_rate: float = 0.02
     reply_delay_mean: timedelta = timedelta(minutes=30)
-    ack_small_delay: timedelta = timedelta(days=1)
-    ack_large_delay: timedelta = timedelta(days=4)
-    ack_large_from: int = 10_000
+    ack_small_delay: timedelta = ACK_SMALL_DELAY
+    ack_large_delay: timedelta = ACK_LARGE_DELAY
+    ack_large_from: int = ACK_LARGE_FROM
     retention: timedelta = timedelta(days=30)
     poll_interval: float = 0.5
     lock_delay: float = 0.0
@@ -231,8 +232,15 @@ class SandboxConfig:
             raise ValueError("max_write_len must be between 1 KiB and 4 MiB")
 
     def ack_delay(self, messages: int) -> timedelta:
-        """How long after the last send the ACK appears: 1 day below 10,000 SMS, else 4."""
-        return self.ack_large_delay if messages >= self.ack_large_from else self.ack_small_delay
+        """How long after the last send the ACK appears: the drop-box's rule
+        (:func:`smsdrop.dropbox.ack_delay`, 1 day below 10,000 SMS, else 4) with this
+        sandbox's delays and threshold."""
+        return ack_delay(
+            messages,
+            small=self.ack_small_delay,
+            large=self.ack_large_delay,
+            large_from=self.ack_large_from,
+        )
 
     def replace(self, **changes: Any) -> SandboxConfig:
         return replace(self, **changes)

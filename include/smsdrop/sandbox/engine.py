@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from smsdrop.dropbox import RemoteState
 from smsdrop.msisdn import classify, mask_one
 from smsdrop.naming import FileKind
 from smsdrop.reports import write_reply_line
@@ -402,7 +403,8 @@ class Engine:
             except OSError:
                 continue
             for entry in entries:
-                if not entry.is_file(follow_symlinks=False) or entry.name.endswith(".lock"):
+                being_processed = entry.name.endswith(f".{RemoteState.LOCK}")
+                if not entry.is_file(follow_symlinks=False) or being_processed:
                     continue
                 inode = entry.inode()
                 path = Path(entry.path)

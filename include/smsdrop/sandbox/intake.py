@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Final
 
 from smsdrop import naming
+from smsdrop.dropbox import RemoteState, state_file, stem_of
 from smsdrop.errors import InputError
 from smsdrop.gsm import EncodingPolicy
 from smsdrop.reasons import Reason
@@ -118,18 +119,18 @@ class Intake:
         """
         self._loop = loop
         for event in iter_events(self.layout.root, "file_locked"):
-            self.processed.add(_stem(event["name"]))
+            self.processed.add(stem_of(event["name"]))
         store = self.engine.store
         pending: dict[str, str] = store.kept() if store is not None else {}
-        for lock in sorted(self.layout.send.glob("*.lock")):
-            pending.setdefault(lock.name[: -len(".lock")], lock.name[: -len(".lock")] + ".csv")
+        for lock in sorted(self.layout.send.glob(state_file("*", RemoteState.LOCK))):
+            pending.setdefault(lock.stem, state_file(lock.stem, RemoteState.CSV))
         for stem, name in sorted(pending.items()):
             self.processed.add(stem)
-            lock = self.layout.send / f"{stem}.lock"
+            lock = self.layout.send / state_file(stem, RemoteState.LOCK)
             if stem in self.engine.campaigns:
-                self._finish(lock, stem, "done")
+                self._finish(lock, stem, RemoteState.DONE)
             elif stem in rejected:
-                self._finish(lock, stem, "reject")
+                self._finish(lock, stem, RemoteState.REJECT)
                 if store is not None:
                     store.drop(stem)
             else:
@@ -160,7 +161,8 @@ class Intake:
         except OSError:
             return
         for entry in entries:
-            if not entry.name.endswith(".csv") or not entry.is_file(follow_symlinks=False):
+            handed_over = entry.name.endswith(f".{RemoteState.CSV}")
+            if not handed_over or not entry.is_file(follow_symlinks=False):
                 continue
             try:
                 info = entry.stat(follow_symlinks=False)
@@ -170,7 +172,7 @@ class Intake:
             if self.open_files.busy(file_id):
                 self._note("file_waiting", entry.name, info.st_ino, "open for writing")
                 continue
-            if _stem(entry.name) in self.processed:
+            if stem_of(entry.name) in self.processed:
                 self._note("file_ignored", entry.name, info.st_ino, "ALREADY_PROCESSED")
                 continue
             if self.config.lock_delay > 0 and not self._delay_over(entry.name, info.st_ino):
@@ -196,8 +198,8 @@ class Intake:
 
     def _lock(self, name: str, size: int) -> None:
         now = self.clock.now()
-        stem = _stem(name)
-        lock = self.layout.send / f"{stem}.lock"
+        stem = stem_of(name)
+        lock = self.layout.send / state_file(stem, RemoteState.LOCK)
         self.events.emit("file_received", now, name=name, bytes=size)
         try:
             os.rename(self.layout.send / name, lock)
@@ -218,8 +220,8 @@ class Intake:
     # --- on the worker thread ------------------------------------------------------------
 
     def _check(self, name: str) -> None:
-        stem = _stem(name)
-        lock = self.layout.send / f"{stem}.lock"
+        stem = stem_of(name)
+        lock = self.layout.send / state_file(stem, RemoteState.LOCK)
         store = self.engine.store
         assert store is not None
         # Kept under the name as received (the checker reads the name): a hard link, so the
@@ -230,7 +232,7 @@ class Intake:
         started = time.perf_counter()
         records, problems = self._judge(source)
         if problems:
-            self._finish(lock, stem, "reject")
+            self._finish(lock, stem, RemoteState.REJECT)
             reasons = Counter(p.reason for p in problems)
             self.events.emit(
                 "file_rejected",
@@ -241,10 +243,12 @@ class Intake:
                 problems=[_problem_dict(p) for p in problems[:PROBLEMS_LOGGED]],
                 seconds=round(time.perf_counter() - started, 3),
             )
-            log.info("%r: %s", f"Send/{stem}.reject", ", ".join(sorted(reasons)))
+            log.info(
+                "%r: %s", f"Send/{state_file(stem, RemoteState.REJECT)}", ", ".join(sorted(reasons))
+            )
             store.drop(stem)
             return
-        self._finish(lock, stem, "done")
+        self._finish(lock, stem, RemoteState.DONE)
         now = self.clock.now()
         self.events.emit(
             "file_done",
@@ -253,7 +257,7 @@ class Intake:
             records=records,
             seconds=round(time.perf_counter() - started, 3),
         )
-        log.info("%r: %d record(s)", f"Send/{stem}.done", records)
+        log.info("%r: %d record(s)", f"Send/{state_file(stem, RemoteState.DONE)}", records)
         plan = build_plan(source, name, naming.parse_name(name), self.config)
         self.engine.accept(plan, now)
 
@@ -278,18 +282,14 @@ class Intake:
                 problems.append(Problem("SERVICEID_UNKNOWN", f"not this account's ({found})"))
         return report.records, problems
 
-    def _finish(self, lock: Path, stem: str, ext: str) -> None:
+    def _finish(self, lock: Path, stem: str, verdict: RemoteState) -> None:
         """``.lock`` → ``.done``/``.reject`` (already done when a restart finds no lock)."""
-        target = lock.with_name(f"{stem}.{ext}")
+        target = lock.with_name(state_file(stem, verdict))
         try:
             os.rename(lock, target)
         except FileNotFoundError:
             return
         self.ages.touch(target, self.clock.now())
-
-
-def _stem(name: str) -> str:
-    return name.rsplit(".", 1)[0]
 
 
 def _problem_dict(problem: Problem) -> dict[str, object]:

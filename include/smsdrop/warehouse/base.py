@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, NamedTuple, Self
 import pandas as pd
 import pyarrow as pa
 
+from smsdrop.dropbox import FILE_STATES, FINAL, FileKind, FileState, RemoteState, advances
 from smsdrop.errors import InvalidName
-from smsdrop.naming import FileKind, parse_name
+from smsdrop.naming import parse_name
 from smsdrop.warehouse import frames
 from smsdrop.warehouse.migrations import SCHEMA_MIGRATIONS_DDL, SQL_DIR, migrations, pending
 from smsdrop.warehouse.optout import OPTOUT_KEYWORDS
@@ -31,9 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["FILE_STATES", "LoadResult", "Warehouse", "rebatch", "source_query"]
 
-#: SEND file states in the order they happen; ``done`` and ``reject`` are both final.
-FILE_STATES: Final = {"planned": 0, "tmp": 1, "csv": 2, "lock": 3, "done": 4, "reject": 4}
-_FINAL: Final = ("done", "reject")
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?")
 #: Counts of a Summary copied into sms_campaigns.
 _SUMMARY_COUNTS: Final = ("recipients", "valid", "rejected", "opted_out", "segments")
@@ -95,7 +93,7 @@ def _send_name(name: str) -> str:
         parsed = parse_name(name)
     except InvalidName:
         return name
-    return parsed.with_ext("csv") if parsed.kind is FileKind.SEND else name
+    return parsed.with_ext(RemoteState.CSV) if parsed.kind is FileKind.SEND else name
 
 
 class Warehouse(ABC):
@@ -366,7 +364,7 @@ class Warehouse(ABC):
     def record_file_state(
         self,
         name: str | PurePath,
-        state: str,
+        state: FileState | str,
         *,
         campaign_id: str | None = None,
         row_count: int | None = None,
@@ -382,6 +380,7 @@ class Warehouse(ABC):
         """
         if state not in FILE_STATES:
             raise ValueError(f"state must be one of {', '.join(FILE_STATES)}, got {state!r}")
+        state = FileState(state)
         key = _send_name(_basename(name))
         with self.transaction():
             _, found = self._query("SELECT state FROM sms_campaign_files WHERE name = %s", (key,))
@@ -392,12 +391,11 @@ class Warehouse(ABC):
                     "INSERT INTO sms_campaign_files (name, campaign_id, row_count, byte_count,"
                     " sha256, state, finished_at) VALUES (%s, %s, %s, %s, %s, %s,"
                     " CASE WHEN %s THEN now() END)",
-                    (key, campaign_id, row_count, byte_count, sha256, state, state in _FINAL),
+                    (key, campaign_id, row_count, byte_count, sha256, state.value, state in FINAL),
                 )
-                return state
-            current = found[0][0]
-            moves = FILE_STATES[state] > FILE_STATES[current] and current not in _FINAL
-            new_state = state if moves else current
+                return state.value
+            current = FileState(found[0][0])
+            new_state = state if advances(current, state) else current
             self._execute(
                 "UPDATE sms_campaign_files SET state = %s,"
                 " campaign_id = COALESCE(%s, campaign_id), row_count = COALESCE(%s, row_count),"
@@ -405,9 +403,17 @@ class Warehouse(ABC):
                 " updated_at = now(),"
                 " finished_at = CASE WHEN %s THEN COALESCE(finished_at, now()) END"
                 " WHERE name = %s",
-                (new_state, campaign_id, row_count, byte_count, sha256, new_state in _FINAL, key),
+                (
+                    new_state.value,
+                    campaign_id,
+                    row_count,
+                    byte_count,
+                    sha256,
+                    new_state in FINAL,
+                    key,
+                ),
             )
-            return new_state
+            return new_state.value
 
     def campaign(self, campaign_id: str) -> dict[str, Any] | None:
         """A campaign's row (``parameters`` decoded), or None."""
@@ -449,8 +455,8 @@ class Warehouse(ABC):
                     0,
                     self._execute(
                         "DELETE FROM sms_campaign_files WHERE campaign_id = %s AND name = %s"
-                        " AND state = 'planned'",
-                        (campaign_id, _send_name(_basename(name))),
+                        " AND state = %s",
+                        (campaign_id, _send_name(_basename(name)), FileState.PLANNED.value),
                     ),
                 )
         return dropped
