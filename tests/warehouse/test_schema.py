@@ -21,6 +21,7 @@ TABLES = {
     "sms_report_offsets",
     "sms_report_quarantine",
     "sms_optout_loads",
+    "sms_send_history",
 }
 VIEWS = {
     "sms_delivery_outcomes",
@@ -42,19 +43,24 @@ def _relations(wh) -> set[str]:
 def test_dialects_share_the_ddl_where_they_agree() -> None:
     duck = [m.name for m in migrations("duckdb")]
     pg = [m.name for m in migrations("postgres")]
-    shared = ["004_network.sql", "005_report_quarantine.sql", "006_delivery_counts.sql"]
+    shared = [
+        "004_network.sql",
+        "005_report_quarantine.sql",
+        "006_delivery_counts.sql",
+        "007_send_history.sql",
+    ]
     assert duck == ["001_tables.sql", "002_views.sql", "003_indexes.duckdb.sql", *shared]
     assert pg == ["001_tables.sql", "002_views.sql", "003_indexes.postgres.sql", *shared]
 
 
 def test_migrate_creates_everything_once(open_warehouse) -> None:
     with open_warehouse() as wh:
-        assert wh.migrate() == [1, 2, 3, 4, 5, 6]
+        assert wh.migrate() == [1, 2, 3, 4, 5, 6, 7]
         assert _relations(wh) == TABLES | VIEWS
         statuses = wh.query_frame("SELECT count(*) AS n FROM sms_ack_statuses")["n"][0]
     with open_warehouse() as wh:  # a second process, later
         assert wh.migrate() == []
-        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3, 4, 5, 6]
+        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3, 4, 5, 6, 7]
         assert _relations(wh) == TABLES | VIEWS
         assert wh.query_frame("SELECT count(*) AS n FROM sms_ack_statuses")["n"][0] == statuses
 
@@ -63,7 +69,7 @@ def test_new_migration_applies_alone_and_edited_one_is_refused(open_warehouse, t
     sql_dir = tmp_path / "sql"
     shutil.copytree(SQL_DIR, sql_dir)
     with open_warehouse(sql_dir=sql_dir) as wh:
-        assert wh.migrate() == [1, 2, 3, 4, 5, 6]
+        assert wh.migrate() == [1, 2, 3, 4, 5, 6, 7]
         (sql_dir / "099_extra.sql").write_text("CREATE TABLE sms_extra (x INTEGER);\n")
         assert wh.migrate() == [99]
         assert wh.migrate() == []
@@ -81,7 +87,7 @@ def test_a_failing_migration_leaves_no_trace(open_warehouse, tmp_path) -> None:
     with open_warehouse(sql_dir=sql_dir) as wh:
         with pytest.raises(Exception):  # noqa: B017 - each driver has its own error class
             wh.migrate()
-        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3, 4, 5, 6]
+        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3, 4, 5, 6, 7]
         assert "sms_half" not in _relations(wh)
 
 
