@@ -13,9 +13,11 @@ import re
 import re._constants as sre_c
 import re._parser as sre_parse
 import sys
+from pathlib import Path
 
 import pytest
 
+import smsdrop
 from smsdrop.msisdn import regex_engine
 
 REVERIFY = (
@@ -166,3 +168,17 @@ def test_groups_read_from_the_text() -> None:
     assert regex_engine._scan_groups(pattern) == [4, 19]
     assert regex_engine._name_groups(pattern) == r"0(?:(?P<g1>[1-9])|\()[(]?(?P<g2>\d)"
     assert regex_engine._drop_groups(pattern) == r"0(?:(?:[1-9])|\()[(]?(?:\d)"
+
+
+def test_only_the_engine_touches_the_private_api() -> None:
+    """The rest of smsdrop keeps to public APIs, so a Python upgrade is checked here alone."""
+    root = Path(smsdrop.__file__).parent
+    use = re.compile(
+        r"^\s*(?:import|from)\s+(?:re\._(?:parser|constants)|sre_\w+)\b"  # an import
+        r"|\bre\._(?:parser|constants)\.",  # or an attribute reached through "import re"
+        re.MULTILINE,
+    )
+    users = sorted(
+        str(path.relative_to(root)) for path in root.rglob("*.py") if use.search(path.read_text())
+    )
+    assert users == ["msisdn/regex_engine.py"]
