@@ -9,7 +9,8 @@ import pytest
 from airflow.providers.ssh.hooks.ssh import SSHHook
 
 from smsdrop.airflow.exceptions import MTargetConfigError, MTargetTransferError
-from smsdrop.airflow.hooks import FAST_CIPHERS, MTargetHook, send_name
+from smsdrop.airflow.hooks import MTargetHook, send_name
+from smsdrop.airflow.ssh_rules import FAST_CIPHERS
 from smsdrop.dropbox import RemoteState
 from smsdrop.naming import FileKind
 from smsdrop.reports import parse_ack, parse_replies_from
