@@ -32,7 +32,7 @@ from smsdrop.sandbox import recovery
 from smsdrop.sandbox.clock import SimClock
 from smsdrop.sandbox.config import MO_TEXTS, STOP_SPELLINGS, Outcome, SandboxConfig
 from smsdrop.sandbox.events import EventLog, stamp
-from smsdrop.sandbox.inflight import Campaign, FileAges
+from smsdrop.sandbox.inflight import AcceptedFile, FileAges
 from smsdrop.sandbox.layout import Layout
 from smsdrop.sandbox.records import SENT_CODES, ack_bytes, message_lines, status_counts
 from smsdrop.sandbox.replies import is_stop
@@ -74,7 +74,7 @@ class Engine:
         self.config, self.layout, self.clock = config, layout, clock
         self.events, self.scheduler, self.ages = events, scheduler, ages
         self.balance = config.balance
-        self.campaigns: dict[str, Campaign] = {}
+        self.campaigns: dict[str, AcceptedFile] = {}
         self.store: StateStore | None = None  # set by the Sandbox: commits after each change
         #: Inbox request ids taken (the latest ones): a request file a kill left behind
         #: after it was taken is removed at the next look, never taken twice.
@@ -83,7 +83,7 @@ class Engine:
 
     # --- acceptance and sending ---------------------------------------------------------
 
-    def accept(self, plan: Plan, accepted_at: datetime, announce: bool = True) -> Campaign:
+    def accept(self, plan: Plan, accepted_at: datetime, announce: bool = True) -> AcceptedFile:
         """Schedule an accepted file's messages (worker thread); once per name.
 
         ``announce`` False: recovery of a campaign whose ``campaign_scheduled`` is logged.
@@ -96,10 +96,10 @@ class Engine:
         self.resume(campaign, accepted_at)
         return campaign
 
-    def admit(self, plan: Plan, accepted_at: datetime, announce: bool) -> Campaign:
+    def admit(self, plan: Plan, accepted_at: datetime, announce: bool) -> AcceptedFile:
         """A new campaign: batches and draws fixed (and saved), announced, not scheduled."""
         batches = schedule(plan, accepted_at, self.config)
-        campaign = Campaign(plan, draw(plan, self.config), batches, accepted_at)
+        campaign = AcceptedFile(plan, draw(plan, self.config), batches, accepted_at)
         self.campaigns[plan.stem] = campaign
         if self.store is not None:
             draws = campaign.draws
@@ -130,7 +130,7 @@ class Engine:
             )
         return campaign
 
-    def resume(self, campaign: Campaign, now: datetime) -> None:
+    def resume(self, campaign: AcceptedFile, now: datetime) -> None:
         """Schedule what is left of a campaign: batches, then its ACK; its reply pump."""
         for index, batch in enumerate(campaign.batches):
             if index not in campaign.batches_done:
@@ -220,7 +220,7 @@ class Engine:
         if campaign.batches_left == 0:
             self._finish_sending(campaign, when)
 
-    def _finish_sending(self, campaign: Campaign, when: datetime) -> None:
+    def _finish_sending(self, campaign: AcceptedFile, when: datetime) -> None:
         ack_at = (campaign.last_send or when) + self.config.ack_delay(campaign.plan.size)
         self.scheduler.at(ack_at, self.write_ack, campaign.plan.stem)
 
@@ -263,7 +263,7 @@ class Engine:
         log.info("%r written: %d record(s)", f"Report/{name}", plan.size)
 
     def ack_logged(
-        self, campaign: Campaign, when: datetime, name: str, size: int, **extra: Any
+        self, campaign: AcceptedFile, when: datetime, name: str, size: int, **extra: Any
     ) -> None:
         campaign.ack_written = True
         self.events.emit(
@@ -280,7 +280,7 @@ class Engine:
 
     # --- replies ------------------------------------------------------------------------
 
-    def _queue_replies(self, campaign: Campaign, when: datetime, rows: np.ndarray) -> None:
+    def _queue_replies(self, campaign: AcceptedFile, when: datetime, rows: np.ndarray) -> None:
         draws = campaign.draws
         replying = rows[(draws.reply[rows] != NO_REPLY)]
         if not len(replying):
@@ -289,7 +289,7 @@ class Engine:
             heapq.heappush(campaign.replies, (when + timedelta(seconds=delay), row))
         self._arm_pump(campaign)
 
-    def _arm_pump(self, campaign: Campaign) -> None:
+    def _arm_pump(self, campaign: AcceptedFile) -> None:
         if not campaign.replies:
             return
         first = campaign.replies[0][0]
@@ -319,7 +319,7 @@ class Engine:
 
     def _replies(
         self,
-        campaign: Campaign,
+        campaign: AcceptedFile,
         replies: list[tuple[datetime, int, str]],
         source: str,
         **extra: Any,

@@ -16,7 +16,7 @@ import numpy as np
 from smsdrop.sandbox.events import stamp
 from smsdrop.sandbox.sending import Batch, Draws, Plan
 
-__all__ = ["Campaign", "FileAges"]
+__all__ = ["AcceptedFile", "FileAges"]
 
 
 class FileAges:
@@ -59,7 +59,7 @@ class FileAges:
 
 
 @dataclass
-class Campaign:
+class AcceptedFile:
     """One accepted file on its way: outcomes so far, batches left, replies to come.
 
     ``outcome`` (int8 code per row, -1 until decided), ``replied`` (the row's simulated

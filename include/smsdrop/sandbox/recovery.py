@@ -18,7 +18,7 @@ from smsdrop.naming import FileKind, parse_name
 from smsdrop.reports import write_reply_line
 from smsdrop.sandbox.config import Outcome
 from smsdrop.sandbox.events import stamp
-from smsdrop.sandbox.inflight import Campaign
+from smsdrop.sandbox.inflight import AcceptedFile
 from smsdrop.sandbox.sending import CODE, NO_REPLY, Batch, Draws, Plan, build_plan
 from smsdrop.sandbox.state import Saved, Tail
 
@@ -138,7 +138,7 @@ def _repair_reports(engine: Engine, saved: Saved | None, appended: dict[str, int
                 )
 
 
-def _repair_ack(engine: Engine, campaign: Campaign) -> None:
+def _repair_ack(engine: Engine, campaign: AcceptedFile) -> None:
     """An ACK renamed into ``Report/`` by a process killed before it logged it."""
     name = campaign.plan.name.with_kind(FileKind.ACK).name
     (engine.layout.tmp / name).unlink(missing_ok=True)  # assembled, never renamed: redone
@@ -154,7 +154,7 @@ def _repair_ack(engine: Engine, campaign: Campaign) -> None:
 
 def restore(
     engine: Engine, plan: Plan, meta: dict[str, Any], static: dict, dynamic: dict
-) -> Campaign:
+) -> AcceptedFile:
     """A campaign as a snapshot saved it (no event, nothing scheduled yet)."""
     batch_of_row = static["batch"]
     batches = [
@@ -167,7 +167,7 @@ def restore(
         for number, b in enumerate(meta["batches"])
     ]
     draws = Draws(static["network"], static["reply"], static["reply_delay"], static["reply_text"])
-    campaign = Campaign(plan, draws, batches, datetime.fromisoformat(meta["accepted_at"]))
+    campaign = AcceptedFile(plan, draws, batches, datetime.fromisoformat(meta["accepted_at"]))
     campaign.outcome = dynamic["outcome"].astype(np.int8)
     campaign.replied = dynamic["replied"].astype(bool)
     campaign.batches_done = set(meta["batches_done"])
@@ -181,7 +181,7 @@ def restore(
     return campaign
 
 
-def rebuild_replies(campaign: Campaign) -> None:
+def rebuild_replies(campaign: AcceptedFile) -> None:
     """The heap of simulated replies still to come: delivered, drawn to reply, not yet
     recorded; each at its batch's send time plus its drawn delay."""
     draws = campaign.draws
