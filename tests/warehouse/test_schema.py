@@ -22,6 +22,7 @@ TABLES = {
     "sms_report_quarantine",
     "sms_optout_loads",
     "sms_send_history",
+    "sms_campaign_prices",
 }
 VIEWS = {
     "sms_delivery_outcomes",
@@ -30,6 +31,7 @@ VIEWS = {
     "sms_campaign_stop_numbers",
     "sms_campaign_stats_by_operator",
     "sms_campaign_stats_by_country",
+    "sms_campaign_sent_cost",
 }
 
 
@@ -48,6 +50,7 @@ def test_dialects_share_the_ddl_where_they_agree() -> None:
         "005_report_quarantine.sql",
         "006_delivery_counts.sql",
         "007_send_history.sql",
+        "008_campaign_costs.sql",
     ]
     assert duck == ["001_tables.sql", "002_views.sql", "003_indexes.duckdb.sql", *shared]
     assert pg == ["001_tables.sql", "002_views.sql", "003_indexes.postgres.sql", *shared]
@@ -55,12 +58,12 @@ def test_dialects_share_the_ddl_where_they_agree() -> None:
 
 def test_migrate_creates_everything_once(open_warehouse) -> None:
     with open_warehouse() as wh:
-        assert wh.migrate() == [1, 2, 3, 4, 5, 6, 7]
+        assert wh.migrate() == [1, 2, 3, 4, 5, 6, 7, 8]
         assert _relations(wh) == TABLES | VIEWS
         statuses = wh.query_frame("SELECT count(*) AS n FROM sms_ack_statuses")["n"][0]
     with open_warehouse() as wh:  # a second process, later
         assert wh.migrate() == []
-        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3, 4, 5, 6, 7]
+        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3, 4, 5, 6, 7, 8]
         assert _relations(wh) == TABLES | VIEWS
         assert wh.query_frame("SELECT count(*) AS n FROM sms_ack_statuses")["n"][0] == statuses
 
@@ -69,7 +72,7 @@ def test_new_migration_applies_alone_and_edited_one_is_refused(open_warehouse, t
     sql_dir = tmp_path / "sql"
     shutil.copytree(SQL_DIR, sql_dir)
     with open_warehouse(sql_dir=sql_dir) as wh:
-        assert wh.migrate() == [1, 2, 3, 4, 5, 6, 7]
+        assert wh.migrate() == [1, 2, 3, 4, 5, 6, 7, 8]
         (sql_dir / "099_extra.sql").write_text("CREATE TABLE sms_extra (x INTEGER);\n")
         assert wh.migrate() == [99]
         assert wh.migrate() == []
@@ -87,7 +90,7 @@ def test_a_failing_migration_leaves_no_trace(open_warehouse, tmp_path) -> None:
     with open_warehouse(sql_dir=sql_dir) as wh:
         with pytest.raises(Exception):  # noqa: B017 - each driver has its own error class
             wh.migrate()
-        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3, 4, 5, 6, 7]
+        assert [v for v, _ in wh.applied_migrations()] == [1, 2, 3, 4, 5, 6, 7, 8]
         assert "sms_half" not in _relations(wh)
 
 

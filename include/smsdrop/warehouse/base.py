@@ -24,6 +24,7 @@ from smsdrop.dropbox import FILE_STATES, FINAL, FileKind, FileState, RemoteState
 from smsdrop.errors import InvalidName
 from smsdrop.naming import parse_name
 from smsdrop.warehouse import frames
+from smsdrop.warehouse.costs import CampaignCosts
 from smsdrop.warehouse.history import SendHistory
 from smsdrop.warehouse.migrations import SCHEMA_MIGRATIONS_DDL, SQL_DIR, migrations, pending
 from smsdrop.warehouse.optout import OPTOUT_KEYWORDS
@@ -97,7 +98,7 @@ def _send_name(name: str) -> str:
     return parsed.with_ext(RemoteState.CSV) if parsed.kind is FileKind.SEND else name
 
 
-class Warehouse(SendHistory, ABC):
+class Warehouse(SendHistory, CampaignCosts, ABC):
     """smsdrop's tables in a SQL warehouse: schema, bulk idempotent loads, stats, extraction.
 
     Use as a context manager (or call :meth:`close`). Loads are idempotent: reloading the
