@@ -444,13 +444,15 @@ def load_acks(
         reports = {}
         for f in files:  # read first: the warehouse is held only for the loads
             report = parse_name(f["remote_name"]).with_kind(FileKind.ACK).name
-            reports[report] = hook.read_from(hook.report_path(report), 0)
+            reports[report] = (f["remote_name"], hook.read_from(hook.report_path(report), 0))
     with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
-        for report, data in reports.items():
+        for report, (send_file, data) in reports.items():
             # An untrusted file: a record that does not parse is set aside, not fatal.
             chunk = parse_ack_tolerant(data, report)
             with warehouse.transaction():
-                result = warehouse.load_acks(chunk.frame, report)
+                result = warehouse.load_acks(
+                    chunk.table, report, send_file=send_file, campaign_id=req.campaign_id
+                )
                 warehouse.quarantine_records(report, chunk.quarantined)
             log.info(
                 "%s: %d lines, %d new deliveries, %d set aside",

@@ -1,4 +1,8 @@
-"""Report frames → the Arrow tables the warehouse loads (pure: no database here).
+"""Parsed reports → the Arrow tables the warehouse loads (pure: no database here).
+
+A report's rows arrive as the Arrow table its reader made (:attr:`smsdrop.reports.Chunk.table`)
+and stay Arrow; a pandas frame (:func:`smsdrop.reports.parse_ack`, a caller's own) is
+taken too, each column converted once as it is read.
 
 Everything per row is vectorised: numbers through :func:`smsdrop.msisdn.classify` and
 :func:`smsdrop.msisdn.network_names` (country and network stored at load time, never
@@ -11,7 +15,7 @@ statement never meets the same key twice.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Final
+from typing import Final, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
@@ -34,6 +38,8 @@ __all__ = [
 
 _S: Final = pa.string()
 _TS: Final = pa.timestamp("s", tz="UTC")
+#: Report rows as a reader gives them (Arrow) or as a pandas user has them.
+Rows: TypeAlias = pa.Table | pd.DataFrame
 
 DELIVERY_SCHEMA: Final = pa.schema(
     [
@@ -88,13 +94,33 @@ REJECT_TABLE_COLUMNS: Final = tuple(REJECT_SCHEMA.names)
 _MASKED: Final = r"^(\+[0-9]{0,3}\*+[0-9]{0,2}|\*\*\*)$"
 
 
-def _strings(values: pd.Series | Iterable[object]) -> pa.Array:
+def _column(rows: Rows, name: str) -> pa.ChunkedArray | pd.Series:
+    return rows.column(name) if isinstance(rows, pa.Table) else rows[name]
+
+
+def _has(rows: Rows, name: str) -> bool:
+    return name in (rows.column_names if isinstance(rows, pa.Table) else rows.columns)
+
+
+def _strings(values: pa.Array | pa.ChunkedArray | pd.Series | Iterable[object]) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks().cast(_S)
+    if isinstance(values, pa.Array):
+        return values.cast(_S)
     series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
     return pa.array(series.astype("string[pyarrow]")).cast(_S)
 
 
+def _as_series(values: pa.ChunkedArray | pd.Series) -> pd.Series:
+    """A text column for the number, message and keyword kernels, which take pandas: Arrow
+    is wrapped as it is, a frame's column typed as string[pyarrow]."""
+    if isinstance(values, pd.Series):
+        return values.astype("string[pyarrow]")
+    return pd.Series(pd.array(_strings(values), dtype="string[pyarrow]"))
+
+
 def _const(value: object, n: int, type_: pa.DataType = _S) -> pa.Array:
-    return pa.array([value] * n, type_) if value is not None else pa.nulls(n, type_)
+    return pa.repeat(pa.scalar(value, type_), n) if value is not None else pa.nulls(n, type_)
 
 
 def _empty_to_null(arr: pa.Array) -> pa.Array:
@@ -112,29 +138,29 @@ def _first_by_key(table: pa.Table, keys: list[str]) -> pa.Table:
 
 
 def deliveries_table(
-    frame: pd.DataFrame, file: str, send_file: str | None, campaign_id: str | None
+    rows: Rows, file: str, send_file: str | None, campaign_id: str | None
 ) -> pa.Table:
-    """A parsed ACK (:func:`smsdrop.reports.parse_ack`) → ``sms_deliveries`` rows.
+    """A parsed ACK (:func:`smsdrop.reports.parse_ack_tolerant`) → ``sms_deliveries`` rows.
 
     The message body is not kept: its encoding and segment count are (docs/WAREHOUSE.md).
     ``network`` is the mobile network of the number's range (``ackoperator`` is a
     per-message acknowledgement id, not a network).
     """
-    n = len(frame)
-    msisdn = _strings(frame["msisdn"])
-    numbers = classify(frame["msisdn"].astype("string[pyarrow]"), default_region="FR")
-    facts = check_messages(frame["msg"].astype("string[pyarrow]"), EncodingPolicy.UCS2, True)
+    n = len(rows)
+    msisdn = _strings(_column(rows, "msisdn"))
+    numbers = classify(_as_series(_column(rows, "msisdn")), default_region="FR")
+    facts = check_messages(_as_series(_column(rows, "msg")), EncodingPolicy.UCS2, True)
     table = pa.table(
         {
             "file": _const(file, n),
             "send_file": _const(send_file, n),
             "campaign_id": _const(campaign_id, n),
             "msisdn": msisdn,
-            "idremote": _strings(frame["idremote"]),
-            "oadc": _strings(frame["oadc"]),
-            "idstatus": pa.array(frame["idstatus"].astype("int64[pyarrow]")).cast(pa.int32()),
-            "status": _strings(frame["status"]),
-            "ackoperator": _empty_to_null(_strings(frame["ackoperator"])),
+            "idremote": _strings(_column(rows, "idremote")),
+            "oadc": _strings(_column(rows, "oadc")),
+            "idstatus": _int32(_column(rows, "idstatus")),
+            "status": _strings(_column(rows, "status")),
+            "ackoperator": _empty_to_null(_strings(_column(rows, "ackoperator"))),
             "country": _strings(numbers["country"]),
             "network": _strings(network_names(numbers["e164"], numbers["status"])),
             "encoding": _strings(facts["encoding"]),
@@ -145,14 +171,23 @@ def deliveries_table(
     return _first_by_key(table, ["file", "msisdn"])
 
 
-def _received_at(frame: pd.DataFrame) -> pa.Array:
-    if "received_at" not in frame:
-        return pa.nulls(len(frame), _TS)
-    return pa.array(frame["received_at"]).cast(_TS)
+def _int32(values: pa.ChunkedArray | pd.Series) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks().cast(pa.int32())
+    return pa.array(values.astype("int64[pyarrow]")).cast(pa.int32())
+
+
+def _received_at(rows: Rows) -> pa.Array:
+    if not _has(rows, "received_at"):
+        return pa.nulls(len(rows), _TS)
+    values = _column(rows, "received_at")
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks().cast(_TS)
+    return pa.array(values).cast(_TS)
 
 
 def replies_table(
-    frame: pd.DataFrame,
+    rows: Rows,
     file: str,
     campaign_id: str | None,
     keywords: Iterable[str] = OPTOUT_KEYWORDS,
@@ -162,16 +197,16 @@ def replies_table(
     The number is normalised to E.164 (as typed when it cannot be); ``is_stop`` and
     ``keyword`` come from the first word of the message.
     """
-    n = len(frame)
-    numbers = classify(frame["msisdn"].astype("string[pyarrow]"), default_region="FR")
-    e164 = pc.coalesce(_strings(numbers["e164"]), _strings(frame["msisdn"]))
-    keyword = _strings(optout_keyword(frame["message"], keywords))
+    n = len(rows)
+    numbers = classify(_as_series(_column(rows, "msisdn")), default_region="FR")
+    e164 = pc.coalesce(_strings(numbers["e164"]), _strings(_column(rows, "msisdn")))
+    keyword = _strings(optout_keyword(_as_series(_column(rows, "message")), keywords))
     table = pa.table(
         {
             "msisdn": e164,
-            "received_at": _received_at(frame),
-            "idremote": pc.fill_null(_strings(frame["idremote"]), ""),
-            "message": _strings(frame["message"]),
+            "received_at": _received_at(rows),
+            "idremote": pc.fill_null(_strings(_column(rows, "idremote")), ""),
+            "message": _strings(_column(rows, "message")),
             "file": _const(file, n),
             "campaign_id": _const(campaign_id, n),
             "country": _strings(numbers["country"]),
@@ -184,7 +219,7 @@ def replies_table(
 
 
 def optouts_table(
-    frame: pd.DataFrame,
+    rows: Rows,
     source: str,
     file: str | None = None,
     keywords: Iterable[str] = OPTOUT_KEYWORDS,
@@ -196,17 +231,17 @@ def optouts_table(
     dropped (nothing could be suppressed with them); each number is kept once, at its
     earliest ``received_at``.
     """
-    n = len(frame)
-    numbers = classify(frame["msisdn"].astype("string[pyarrow]"), default_region="FR")
-    if "message" in frame:
-        keyword = _strings(optout_keyword(frame["message"], keywords))
+    n = len(rows)
+    numbers = classify(_as_series(_column(rows, "msisdn")), default_region="FR")
+    if _has(rows, "message"):
+        keyword = _strings(optout_keyword(_as_series(_column(rows, "message")), keywords))
     else:
         keyword = pa.nulls(n, _S)
     table = pa.table(
         {
             "msisdn": _strings(numbers["e164"]),
             "source": _const(source, n),
-            "received_at": _received_at(frame),
+            "received_at": _received_at(rows),
             "keyword": keyword,
             "file": _const(file, n),
         },
