@@ -89,6 +89,15 @@ def _basename(name: str | PurePath) -> str:
     return PurePath(name).name if isinstance(name, PurePath) else re.split(r"[\\/]", name)[-1]
 
 
+def _send_file_of(report: str) -> tuple[str | None, str | None]:
+    """(SEND file, CAMPAIGNID) a report is named after; (None, None) for another name."""
+    try:
+        parsed = parse_name(report)
+    except InvalidName:
+        return None, None
+    return parsed.with_kind(FileKind.SEND).name, parsed.campaign_id
+
+
 def _send_name(name: str) -> str:
     """A SEND file under its ``.csv`` name (the key of sms_campaign_files)."""
     try:
@@ -219,27 +228,43 @@ class Warehouse(SendHistory, CampaignCosts, ABC):
         The campaign is the one recorded for the SEND file; when the file was not recorded,
         the CAMPAIGNID of the name (a chunk id for campaigns split in several files).
         """
-        try:
-            parsed = parse_name(report)
-        except InvalidName:
+        send, named_campaign = _send_file_of(report)
+        if send is None:
             return None, None
-        send = parsed.with_kind(FileKind.SEND).name
         _, rows = self._query("SELECT campaign_id FROM sms_campaign_files WHERE name = %s", (send,))
-        return send, (rows[0][0] if rows else parsed.campaign_id)
+        return send, (rows[0][0] if rows else named_campaign)
 
-    def load_acks(self, frame: pd.DataFrame, file: str | PurePath) -> LoadResult:
-        """Load a parsed ACK file (:func:`smsdrop.reports.parse_ack`) into ``sms_deliveries``.
+    def load_acks(
+        self,
+        rows: frames.Rows,
+        file: str | PurePath,
+        *,
+        send_file: str | None = None,
+        campaign_id: str | None = None,
+    ) -> LoadResult:
+        """Load a parsed ACK file (:func:`smsdrop.reports.parse_ack_tolerant`'s table, or
+        :func:`smsdrop.reports.parse_ack`'s frame) into ``sms_deliveries``.
 
-        Keyed by (ACK file, MSISDN): reloading the file inserts nothing.
+        ``send_file`` and ``campaign_id`` are what the caller knows: the SEND file it
+        uploaded and the campaign it recorded that file for. Without them they come from
+        the ACK's name (the SEND file it is named after, the name's CAMPAIGNID). An ACK
+        named after another SEND file than ``send_file`` is refused: its deliveries would
+        count for the wrong file. Keyed by (ACK file, MSISDN): reloading inserts nothing.
         """
         name = _basename(file)
-        send_file, campaign_id = self._campaign_of(name)
-        data = frames.deliveries_table(frame, name, send_file, campaign_id)
+        named_send, named_campaign = _send_file_of(name)
+        if send_file is not None:
+            send_file = _send_name(_basename(send_file))
+            if named_send is not None and named_send != send_file:
+                raise ValueError(f"{name} is not the ACK of {send_file}")
+        data = frames.deliveries_table(
+            rows, name, send_file or named_send, campaign_id or named_campaign
+        )
         with self.transaction():
             new = self._insert_select(
                 "sms_deliveries", data, "ON CONFLICT (file, msisdn) DO NOTHING"
             )
-        return LoadResult(len(frame), new)
+        return LoadResult(len(rows), new)
 
     def _upsert_optouts(self, data: pa.Table) -> int:
         # The earliest known opt-out wins; reloading the same rows changes nothing.
@@ -254,7 +279,7 @@ class Warehouse(SendHistory, CampaignCosts, ABC):
         )
 
     def upsert_optouts(
-        self, frame: pd.DataFrame, source: str, file: str | PurePath | None = None
+        self, frame: frames.Rows, source: str, file: str | PurePath | None = None
     ) -> LoadResult:
         """Add numbers to the suppression list (``sms_optouts``).
 
@@ -269,26 +294,15 @@ class Warehouse(SendHistory, CampaignCosts, ABC):
             new = self._upsert_optouts(data)
         return LoadResult(len(frame), new, new)
 
-    def load_replies(self, frame: pd.DataFrame, file: str | PurePath) -> LoadResult:
+    def load_replies(self, frame: frames.Rows, file: str | PurePath) -> LoadResult:
         """Load parsed MO replies (:func:`smsdrop.reports.parse_replies`) into ``sms_replies``;
         a reply whose first word is an opt-out keyword is an opt-out too (source
         ``mo_reply``), in the same transaction."""
         name = _basename(file)
         _, campaign_id = self._campaign_of(name)
         data = frames.replies_table(frame, name, campaign_id, self.keywords)
-        stops = data.filter(data["is_stop"])
-        optouts = frames.optouts_table(
-            pd.DataFrame(
-                {
-                    "msisdn": stops["msisdn"].to_pandas(types_mapper=pd.ArrowDtype),
-                    "received_at": stops["received_at"].to_pandas(types_mapper=pd.ArrowDtype),
-                    "message": stops["message"].to_pandas(types_mapper=pd.ArrowDtype),
-                }
-            ),
-            "mo_reply",
-            name,
-            self.keywords,
-        )
+        stops = data.filter(data["is_stop"]).select(["msisdn", "received_at", "message"])
+        optouts = frames.optouts_table(stops, "mo_reply", name, self.keywords)
         with self.transaction():
             new = self._insert_select(
                 "sms_replies", data, "ON CONFLICT (msisdn, received_at, idremote) DO NOTHING"
