@@ -1,10 +1,10 @@
 """Parsing: reproduces ``phonenumbers.parse`` for the accepted syntax, on whole columns.
 
-Why vectorised: ``parse`` per row is most of phonenumbers' ~17 s per million numbers. Here
-the digits are extracted with string kernels, then calling codes, international and
-national prefixes are recognised and stripped one rule at a time over all the rows it
-applies to, grouped by calling code: O(rows) of kernel work plus O(distinct codes) of
-Python. The output is each readable row's calling code and national significant number.
+Why vectorised: ``parse`` is a Python call per row. Here the digits are extracted with
+string kernels, then calling codes, international and national prefixes are recognised and
+stripped one rule at a time over all the rows it applies to, grouped by calling code:
+O(rows) of kernel work plus O(distinct codes) of Python. The output is each readable row's
+calling code and national significant number.
 """
 
 from __future__ import annotations
