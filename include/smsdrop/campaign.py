@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from smsdrop import naming, windows
 from smsdrop.audience import audience_query
+from smsdrop.audience_files import as_frame
 from smsdrop.csvfile import MAX_RECORDS, open_private
 from smsdrop.dropbox import FileState, RemoteState
 from smsdrop.errors import InputError
@@ -252,17 +253,19 @@ def rows_path(send_file: Path) -> Path:
     return send_file.with_name(send_file.name + ROWS_SUFFIX)
 
 
-def write_row_maps(staging: Path, summary: Summary) -> None:
+def write_row_maps(staging: Path, summary: Summary, rejected: Any = None) -> None:
     """Record beside each SEND file the audience row of each of its records.
 
     ``prepare`` writes the records it keeps in audience order and cuts files in that order,
     so the kept rows are the audience's rows without the rejected ones, in order. A record
     removed later (an opt-out published before its upload) is then saved as a reject of its
-    own audience row.
+    own audience row. ``rejected`` (sorted int64, see :class:`RejectedRows`) spares reading
+    them back from ``rejects.csv``.
     """
     import numpy as np
 
-    rejected = _rejected_rows(staging / REJECTS_FILE)
+    if rejected is None:
+        rejected = _rejected_rows(staging / REJECTS_FILE)
     kept = np.setdiff1d(np.arange(1, summary.recipients + 1, dtype=np.int64), rejected)
     if len(kept) != sum(int(f["rows"]) for f in summary.files):
         raise AssertionError("the SEND files do not hold the rows the rejects leave")
@@ -272,6 +275,26 @@ def write_row_maps(staging: Path, summary: Summary) -> None:
         with open_private(rows_path(staging / str(entry["name"]))) as out:
             np.save(out, kept[start : start + count])
         start += count
+
+
+class RejectedRows:
+    """A rejects sink that keeps only the rejected audience rows, for :func:`write_row_maps`
+    (8 bytes a reject: with the numbers kept, 8 bytes a recipient)."""
+
+    def __init__(self) -> None:
+        self._rows: list[Any] = []
+
+    def write(self, rejects: pa.Table) -> None:
+        self._rows.append(rejects.column("row").to_numpy())
+
+    def close(self) -> None:
+        pass
+
+    def rows(self) -> Any:
+        """The rejected rows so far, sorted."""
+        import numpy as np
+
+        return np.sort(np.concatenate(self._rows)) if self._rows else np.empty(0, np.int64)
 
 
 def _rejected_rows(path: Path) -> Any:
@@ -405,12 +428,13 @@ def prepare_staged(
     """Prepare the staged audience: SEND files and rejects in ``staging``, rejects saved to
     the warehouse (masked), opt-outs taken from the warehouse as they are now.
 
-    The warehouse is opened (``open_warehouse``) twice, briefly: for the opt-outs, then for
-    the rejects — never across the preparation, so that concurrent runs on an embedded
-    DuckDB file wait seconds for each other, not minutes.
+    The warehouse is opened (``open_warehouse``) briefly: for the opt-outs, then to save
+    the rejects (:class:`WarehouseRejects`) — never across the preparation, so that
+    concurrent runs on an embedded DuckDB file wait seconds for each other, not minutes.
     """
     with open_warehouse() as warehouse:
         optouts = warehouse.optout_numbers()
+    rejected = RejectedRows()
     summary = prepare(
         staging / AUDIENCE_FILE,
         replace(request.campaign(), max_records=max_records),
@@ -419,32 +443,55 @@ def prepare_staged(
         now=now,
         batch_size=batch_rows,
         timings=timings,
+        rejects_to=[WarehouseRejects(open_warehouse, request.campaign_id, batch_rows), rejected],
     )
-    write_row_maps(staging, summary)
-    with open_warehouse() as warehouse:
-        for rejects in read_rejects(staging / REJECTS_FILE, batch_rows):
-            warehouse.save_rejects(request.campaign_id, rejects)
+    write_row_maps(staging, summary, rejected.rows())
     return summary
 
 
-def read_rejects(path: Path, batch_rows: int) -> Iterable[pd.DataFrame]:
-    """The rejects file in frames of ``batch_rows`` (all columns as text)."""
-    import pyarrow.csv as pacsv
+class WarehouseRejects:
+    """A rejects sink that saves them to the warehouse (``save_rejects``), ``flush_rows`` at
+    a time, opening it for each save only: a campaign with fewer rejects saves them once,
+    when the preparation succeeded. An empty text is stored as NULL."""
 
-    reader = pacsv.open_csv(
-        path,
-        convert_options=pacsv.ConvertOptions(
-            column_types={"row": pa.int64()}, strings_can_be_null=True
-        ),
-    )
-    pending: list[pa.RecordBatch] = []
-    for batch in reader:
-        pending.append(batch)
-        if sum(b.num_rows for b in pending) >= batch_rows:
-            yield pa.Table.from_batches(pending).to_pandas()
-            pending = []
-    if pending:
-        yield pa.Table.from_batches(pending).to_pandas()
+    def __init__(
+        self, open_warehouse: Callable[[], Warehouse], campaign_id: str, flush_rows: int
+    ) -> None:
+        self.open_warehouse = open_warehouse
+        self.campaign_id = campaign_id
+        self.flush_rows = flush_rows
+        self._pending: list[pa.Table] = []
+        self._rows = 0
+
+    def write(self, rejects: pa.Table) -> None:
+        if rejects.num_rows:
+            self._pending.append(rejects)
+            self._rows += rejects.num_rows
+        if self._rows >= self.flush_rows:
+            self._save()
+
+    def close(self) -> None:
+        self._save()
+
+    def _save(self) -> None:
+        if not self._pending:
+            return
+        table = _empty_as_null(pa.concat_tables(self._pending))
+        with self.open_warehouse() as warehouse:
+            warehouse.save_rejects(self.campaign_id, as_frame(table))
+        self._pending, self._rows = [], 0
+
+
+def _empty_as_null(table: pa.Table) -> pa.Table:
+    """Empty texts as NULL, as the warehouse has always stored them."""
+    import pyarrow.compute as pc
+
+    for index, column in enumerate(table.columns):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            empty = pc.fill_null(pc.equal(column, ""), False)
+            nulls = pc.if_else(empty, pa.scalar(None, column.type), column)
+            table = table.set_column(index, table.field(index), nulls)
+    return table
 
 
 def summary_lines(summary: Mapping[str, Any]) -> list[str]:

@@ -3,54 +3,47 @@
 The audience streams through in batches (memory follows the batch, not the audience):
 render the message template, validate and normalise (:mod:`smsdrop.validation`), drop
 opted-out and duplicate numbers campaign-wide, and write ≤1,000,000-record SEND files.
-Every audience row ends in a SEND file or in ``rejects.csv`` with a reason code.
+Every audience row ends in a SEND file or in the rejects with a reason code: ``rejects.csv``
+and any other :class:`RejectsSink` given (the DAG's: the warehouse). A batch stays a
+pyarrow Table from the audience file (:mod:`smsdrop.audience_files`) to the SEND files.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
 import json
-import re
 import string
 import time
-import unicodedata
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from smsdrop import naming, windows
-from smsdrop.csvfile import (
-    MAX_RECORDS,
-    SEND_FIELDS,
-    FileManifest,
-    SendFileWriter,
-    StructureScan,
-    line_at,
-    line_chunks,
-    open_private,
-    undecodable,
+from smsdrop.audience_files import (
+    AUDIENCE_REQUIRED,
+    DEFAULT_BATCH,
+    read_audience,
+    read_audience_tables,
 )
+from smsdrop.csvfile import MAX_RECORDS, SEND_FIELDS, FileManifest, SendFileWriter, open_private
 from smsdrop.errors import InputError, printable
 from smsdrop.gsm import EncodingPolicy
-from smsdrop.msisdn import SUPPORTED_REGIONS, classify
-from smsdrop.validation import REJECT_COLUMNS, Dedupe, Rules, validate
+from smsdrop.msisdn import SUPPORTED_REGIONS
+from smsdrop.optout_files import OptOutList, load_optouts, read_optouts
+from smsdrop.validation import REJECT_COLUMNS, Dedupe, Rules, check_batch
 
-AUDIENCE_REQUIRED = ("idremote", "msisdn")
 REJECTS_FILE = "rejects.csv"
 SUMMARY_FILE = "summary.json"
-DEFAULT_BATCH = 250_000
 #: Larger batches only cost memory; this bounds it.
 MAX_BATCH = 10_000_000
 #: How far ahead a send may be planned: a STOP received until then could not stop it.
@@ -127,487 +120,59 @@ def template_fields(template: str) -> list[str]:
 
 
 def render(template: str, batch: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """The message per row, and which rows lack a placeholder value (vectorised)."""
-    empty = pa.scalar("", pa.large_string())
-    pieces: list[pa.Array | pa.Scalar] = []
-    missing = np.zeros(len(batch), dtype=bool)
-    for literal, name, _, _ in string.Formatter().parse(template):
-        if literal:
-            pieces.append(pa.scalar(literal, pa.large_string()))
-        if name is not None:
-            values = pa.array(batch[name], pa.large_string())
-            blank = pc.equal(pc.utf8_trim_whitespace(values), empty)
-            missing |= pc.fill_null(blank, True).to_numpy(zero_copy_only=False)
-            pieces.append(pc.fill_null(values, empty))
-    if not any(isinstance(piece, pa.Array) for piece in pieces):
-        pieces.append(pa.array([""] * len(batch), pa.large_string()))
-    message = pc.binary_join_element_wise(*pieces, empty)
+    """:func:`render_messages` on a frame, as Series with the frame's index."""
+    names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    table = pa.table({name: pa.array(batch[name], pa.large_string()) for name in names})
+    message, missing = render_messages(template, table)
     return (
         pd.Series(message, index=batch.index, dtype="string[pyarrow]"),
         pd.Series(missing, index=batch.index),
     )
 
 
-# --- audience ---------------------------------------------------------------------------
-
-#: How much of a CSV's start may be its header line.
-HEADER_LIMIT = 1 << 20
-#: Only an empty field is missing: ``NA``, ``NULL``, ``nan``, ``None`` are values.
-NULL_VALUES = [""]
-#: Arrow types read as text by their own formatting (``1`` → "1", a date → ISO 8601).
-_TEXT_LIKE = (
-    pa.types.is_integer,
-    pa.types.is_decimal,
-    pa.types.is_boolean,
-    pa.types.is_date,
-    pa.types.is_time,
-    pa.types.is_timestamp,
-    pa.types.is_null,
-)
-_STRING = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
-_BINARY = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_fixed_size_binary)
+def render_messages(template: str, batch: pa.Table) -> tuple[pa.Array, np.ndarray]:
+    """The message per row, and which rows lack a placeholder value (vectorised)."""
+    empty = pa.scalar("", pa.large_string())
+    pieces: list[pa.Array | pa.Scalar] = []
+    missing = np.zeros(batch.num_rows, dtype=bool)
+    for literal, name, _, _ in string.Formatter().parse(template):
+        if literal:
+            pieces.append(pa.scalar(literal, pa.large_string()))
+        if name is not None:
+            values = batch[name].combine_chunks().cast(pa.large_string())
+            blank = pc.equal(pc.utf8_trim_whitespace(values), empty)
+            missing |= pc.fill_null(blank, True).to_numpy(zero_copy_only=False)
+            pieces.append(pc.fill_null(values, empty))
+    if not any(isinstance(piece, pa.Array) for piece in pieces):
+        pieces.append(pa.repeat(empty, batch.num_rows))
+    return pc.binary_join_element_wise(*pieces, empty), missing
 
 
-def read_audience(path: Path, columns: list[str], batch_size: int) -> Iterator[pd.DataFrame]:
-    """Batches of the needed audience columns, all as strings (a leading 0 must survive).
-
-    Column names are matched trimmed and case-insensitively; the frames carry ``columns``'
-    own spelling. Every fault of the file is an :class:`InputError` naming file and line.
-    """
-    if not path.exists():
-        raise InputError("no such audience file", file=str(path))
-    if not path.is_file():  # a FIFO or a device would hang or never end
-        raise InputError("not a regular file", file=str(path))
-    if batch_size < 1:
-        raise InputError(f"the batch size must be at least 1, not {batch_size}")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        yield from _read_parquet(path, columns, batch_size, "audience")
-    else:
-        layout = csv_layout(path)
-        yield from _read_csv(path, layout, _resolve(path, layout.names, columns), batch_size)
+# --- where rejects go -------------------------------------------------------------------
 
 
-def column_key(name: str) -> str:
-    """How column names are compared: trimmed, case-folded."""
-    return name.strip().casefold()
+class RejectsSink(Protocol):
+    """Where the rejects go, batch by batch as they are found (:data:`REJECT_COLUMNS`,
+    the MSISDN masked); :meth:`close` is called once the preparation succeeded."""
+
+    def write(self, rejects: pa.Table) -> None: ...
+
+    def close(self) -> None: ...
 
 
-def _resolve(path: Path, present: list[str], needed: list[str]) -> dict[str, int]:
-    """Position of each needed column among ``present``; refuse missing or doubled ones."""
-    where: dict[str, list[int]] = {}
-    for index, name in enumerate(present):
-        where.setdefault(column_key(name), []).append(index)
-    lacking = [name for name in needed if column_key(name) not in where]
-    if lacking:
-        hint = " (the delimiter must be ',' or ';')" if len(present) == 1 else ""
-        raise InputError(
-            f"lacks column(s) {', '.join(lacking)} (has: {shown_names(present)}){hint}",
-            file=str(path),
-        )
-    for name in needed:
-        if len(where[column_key(name)]) > 1:
-            found = [str(i + 1) for i in where[column_key(name)]]
-            places = ", ".join(found[:-1]) + " and " + found[-1]
-            raise InputError(
-                f"columns {places} are all named {printable(name)} (names compared trimmed, "
-                "ignoring case): which one is meant?",
-                file=str(path),
-                field=name,
-            )
-    return {name: where[column_key(name)][0] for name in needed}
+class CsvRejects:
+    """``rejects.csv``: a header line, then each batch as pyarrow writes CSV (0600)."""
 
+    def __init__(self, path: Path) -> None:
+        self._out = open_private(path)
+        self._out.write((",".join(REJECT_COLUMNS) + "\n").encode())
 
-def shown_names(names: list[str], limit: int = 20) -> str:
-    """Column names for a message: printable, cut short, and masked when they look like a
-    phone number (a header-less file's first line is data, and numbers are never shown)."""
-    shown = [printable(_masked(name), 40) for name in names[:limit]]
-    return ", ".join(shown) + (f", … ({len(names)} in all)" if len(names) > limit else "")
+    def write(self, rejects: pa.Table) -> None:
+        if rejects.num_rows:
+            pacsv.write_csv(rejects, self._out, pacsv.WriteOptions(include_header=False))
 
-
-def _masked(name: str) -> str:
-    if len(re.sub(r"\D", "", name)) < 6:
-        return name
-    return name[:3] + "*" * max(len(name) - 5, 1) + name[-2:]
-
-
-def _read_parquet(
-    path: Path,
-    columns: list[str],
-    batch_size: int,
-    what: str,
-    numbers: tuple[str, ...] = AUDIENCE_REQUIRED,
-) -> Iterator[pd.DataFrame]:
-    """Batches of ``columns`` as text; ``numbers`` are the columns a float cannot hold."""
-    try:
-        source = pq.ParquetFile(path)
-        schema = source.schema_arrow
-    except (pa.ArrowException, OSError) as error:
-        raise InputError(f"not a readable Parquet file ({_kind(error)})", file=str(path)) from None
-    positions = _resolve(path, schema.names, columns)
-    actual = {name: schema.names[index] for name, index in positions.items()}
-    for name, index in positions.items():
-        _text_rule(path, schema.field(index), name, name in numbers)
-    try:
-        start = 0
-        wanted = list(dict.fromkeys(actual.values()))
-        for batch in source.iter_batches(batch_size=batch_size, columns=wanted):
-            arrays = {
-                name: _as_text(path, batch.column(actual[name]), name, start) for name in positions
-            }
-            start += batch.num_rows
-            yield _frame(pa.table(arrays))
-    except pa.ArrowException as error:
-        raise InputError(
-            f"cannot read the {what} Parquet file ({_kind(error)})", file=str(path)
-        ) from None
-
-
-def _text_rule(path: Path, column: pa.Field, name: str, number: bool) -> None:
-    """Refuse a Parquet column that has no faithful text form for a SEND field."""
-    kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
-    if any(test(kind) for test in (*_STRING, *_BINARY, *_TEXT_LIKE)):
-        return
-    if pa.types.is_floating(kind):
-        if number:
-            raise InputError(
-                f"column {printable(column.name)} is {kind}: a number stored as a float loses "
-                "its + and leading 0; store it as text",
-                file=str(path),
-                field=name,
-            )
-        return
-    raise InputError(
-        f"column {printable(column.name)} is {kind}: only text, numbers, dates and booleans "
-        "can go into a message",
-        file=str(path),
-        field=name,
-    )
-
-
-def _as_text(path: Path, values: pa.Array, name: str, start: int) -> pa.Array:
-    """A column as strings; NaN and infinities are missing values, never "nan"."""
-    if pa.types.is_dictionary(values.type):
-        values = values.dictionary_decode()
-    if any(test(values.type) for test in _STRING):
-        return values.cast(pa.string())
-    if pa.types.is_floating(values.type):
-        finite = pc.is_finite(values)
-        values = pc.if_else(finite, values, pa.scalar(None, values.type))
-    try:
-        return values.cast(pa.string())
-    except pa.ArrowInvalid:  # binary that is not UTF-8: find the row (error path)
-        for offset, value in enumerate(values.to_pylist()):
-            try:
-                if value is not None:
-                    value.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InputError(
-                    f"row {start + offset + 1}: bytes that are not UTF-8",
-                    file=str(path),
-                    field=name,
-                ) from None
-        raise
-
-
-def _frame(table: pa.Table) -> pd.DataFrame:
-    """A table of strings as a frame of pyarrow-backed strings (no copy)."""
-    return table.to_pandas(types_mapper=_STRINGS.get)
-
-
-_STRINGS = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
-
-
-@dataclass(frozen=True)
-class CsvLayout:
-    """A CSV's first line: its delimiter, the column names, and whether it is a header."""
-
-    delimiter: str
-    names: list[str]
-    header: bool = True
-
-
-def csv_layout(path: Path) -> CsvLayout:
-    """The delimiter (`,` or `;`, whichever the first line uses more) and the column names.
-
-    The first line must be UTF-8 text (a UTF-8 BOM is skipped) and a whole CSV record.
-    """
-    with open(path, "rb") as handle:
-        start = handle.read(HEADER_LIMIT)
-    if start.startswith(b"\xef\xbb\xbf"):
-        start = start[3:]
-    end = min((i for i in (start.find(b"\n"), start.find(b"\r")) if i >= 0), default=-1)
-    if end < 0 and len(start) == HEADER_LIMIT:
-        raise InputError(
-            f"no line end in the first {HEADER_LIMIT:,} bytes: not a CSV with a header",
-            file=str(path),
-            line=1,
-        )
-    head = start[: end if end >= 0 else len(start)]
-    if not head.strip():
-        raise InputError("the first line is empty: a header is expected", file=str(path), line=1)
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise InputError(undecodable(start, error.start, "UTF-8"), file=str(path), line=1) from None
-    if "\x00" in text:
-        raise InputError(undecodable(start, text.index("\x00"), "UTF-8"), file=str(path), line=1)
-    if text.count('"') % 2:
-        raise InputError("the header's quotes do not close on its line", file=str(path), line=1)
-    delimiter = ";" if text.count(";") > text.count(",") else ","
-    names = next(csv.reader([text], delimiter=delimiter), [])
-    return CsvLayout(delimiter, [name.strip() for name in names])
-
-
-def _read_csv(
-    path: Path, layout: CsvLayout, positions: dict[str, int], batch_size: int
-) -> Iterator[pd.DataFrame]:
-    """Batches of the columns at ``positions``, named by its keys, all strings.
-
-    The file's structure is checked first (:class:`~smsdrop.csvfile.StructureScan`: an
-    unterminated quote would swallow the rest of the file into one field), then pyarrow
-    reads it with every column as text and only empty fields as missing.
-    """
-    _check_structure(path, layout.delimiter)
-    internal = [f"column{index + 1}" for index in range(len(layout.names))]
-    ragged: list[tuple[int | None, int]] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        # Keep the position only: the row's text holds personal data.
-        ragged.append((row.number, row.actual_columns))
-        return "skip"
-
-    def refuse() -> None:
-        line, found = ragged[0]
-        if line is None:  # the streaming reader does not number rows: find it (error path)
-            line, found = _first_ragged_line(path, layout, len(internal))
-        raise InputError(
-            f"{found} fields where the {'header' if layout.header else 'first line'} has "
-            f"{len(internal)}"
-            + (f" ({len(ragged)} such rows in this block)" if len(ragged) > 1 else ""),
-            file=str(path),
-            line=line,
-        )
-
-    chosen = list(dict.fromkeys(internal[index] for index in positions.values()))
-
-    def named(table: pa.Table) -> pd.DataFrame:
-        return _frame(pa.table({n: table.column(internal[i]) for n, i in positions.items()}))
-
-    try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(
-                block_size=1 << 24, column_names=internal, skip_rows=1 if layout.header else 0
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=layout.delimiter,
-                newlines_in_values=True,
-                invalid_row_handler=on_invalid,
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in chosen},
-                include_columns=chosen,
-                null_values=NULL_VALUES,
-                strings_can_be_null=True,
-            ),
-        )
-        pending: list[pa.RecordBatch] = []
-        rows = 0
-        for batch in reader:
-            if ragged:
-                refuse()
-            pending.append(batch)
-            rows += batch.num_rows
-            while rows >= batch_size:
-                table = pa.Table.from_batches(pending)
-                yield named(table.slice(0, batch_size))
-                rest = table.slice(batch_size)
-                pending, rows = rest.to_batches(), rest.num_rows
-        if ragged:
-            refuse()
-        if rows:
-            yield named(pa.Table.from_batches(pending))
-    except pa.ArrowException as error:
-        if "UTF8" in str(error):
-            _refuse_undecodable(path)
-        raise InputError(f"cannot read the file as CSV ({_kind(error)})", file=str(path)) from None
-
-
-def _check_structure(path: Path, delimiter: str) -> None:
-    """Refuse what is not UTF-8 or not RFC 4180 (unterminated quote, stray quote), by line.
-
-    One pass over the bytes before pyarrow reads them: pyarrow would glue what RFC 4180
-    refuses, and cannot say on which line bytes are not UTF-8. Chunks end after a line
-    end, so no UTF-8 sequence is cut; an ASCII chunk is not decoded at all.
-    """
-    scan = StructureScan(delimiter)
-    with open(path, "rb") as handle:
-        for chunk in line_chunks(handle.read):
-            if not chunk.isascii():
-                try:
-                    chunk.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    raise InputError(
-                        undecodable(chunk, error.start, "UTF-8"),
-                        file=str(path),
-                        line=scan.lines + line_at(chunk, error.start),
-                    ) from None
-            scan.feed(chunk)
-            if scan.fault:
-                break
-    fault = scan.finish()
-    if fault is not None:
-        raise InputError(fault.kind, file=str(path), line=fault.line)
-
-
-def _refuse_undecodable(path: Path) -> None:
-    """Find the first byte that is not UTF-8 and raise with its line (error path)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    lines = 1
-    with open(path, "rb") as handle:
-        for chunk in line_chunks(handle.read):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as error:
-                raise InputError(
-                    undecodable(chunk, error.start, "UTF-8"),
-                    file=str(path),
-                    line=lines - 1 + line_at(chunk, error.start),
-                ) from None
-            lines += line_at(chunk, len(chunk)) - 1
-
-
-def _kind(error: Exception) -> str:
-    """The kind of a reader's fault, without the data it may quote."""
-    return str(error).splitlines()[0].split(":")[0][:80] if str(error) else type(error).__name__
-
-
-def _first_ragged_line(path: Path, layout: CsvLayout, expected: int) -> tuple[int | None, int]:
-    """The line (from 1) and field count of the first record without ``expected`` fields."""
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
-        reader = csv.reader(handle, delimiter=layout.delimiter)
-        for record in reader:
-            if record and len(record) != expected:
-                return reader.line_num, len(record)
-    return None, expected
-
-
-# --- opt-out files ----------------------------------------------------------------------
-
-#: Names an opt-out file's number column goes by (compared by :func:`column_key`, accents
-#: removed), in order of preference.
-OPTOUT_COLUMNS = ("msisdn", "e164", "phone", "mobile", "numero", "telephone", "tel", "number")
-#: A first field that reads as a phone number (8+ digits): the file has no header.
-_LOOKS_LIKE_NUMBER = re.compile(r"\+?(?:[0-9][ ().\-/]*){8,}")
-#: How many unreadable entries a report lists by record number.
-SHOWN_UNREADABLE = 10
-
-
-@dataclass
-class OptOutList:
-    """An opt-out file read: its numbers (E.164) and what could not be read as one."""
-
-    source: str
-    numbers: pd.Series
-    entries: int = 0
-    unreadable: int = 0
-    unreadable_records: list[int] = field(default_factory=list)  # the first few, from 1
-
-    def report(self) -> dict[str, object]:
-        return {
-            "file": self.source,
-            "entries": self.entries,
-            "numbers": int(self.numbers.nunique()),
-            "unreadable": self.unreadable,
-            "unreadable_records": self.unreadable_records,
-        }
-
-    def warning(self) -> str | None:
-        if not self.unreadable:
-            return None
-        shown = ", ".join(map(str, self.unreadable_records))
-        more = ", …" if self.unreadable > len(self.unreadable_records) else ""
-        return (
-            f"opt-out file {Path(self.source).name}: {self.unreadable} of {self.entries} "
-            f"entries are not phone numbers (records {shown}{more}; header not counted): "
-            "they opt nobody out"
-        )
-
-
-def read_optouts(path: Path, default_region: str = "FR") -> pd.Series:
-    """Opted-out numbers as E.164 (see :func:`load_optouts`)."""
-    return load_optouts(path, default_region).numbers
-
-
-def load_optouts(
-    path: Path, default_region: str = "FR", batch_size: int = DEFAULT_BATCH
-) -> OptOutList:
-    """An opt-out file (CSV or Parquet) as E.164 numbers, read as text (never type-guessed).
-
-    The number column is the one named like :data:`OPTOUT_COLUMNS` (``MSISDN``, ``phone``,
-    ``numéro``, …) or the only column; a CSV whose first line is a phone number has no
-    header. ``,`` or ``;``, a UTF-8 BOM, CR/LF/CRLF line ends are read. An entry that is not
-    a phone number (an empty one included) is counted and reported, never dropped silently.
-    """
-    if not path.exists():
-        raise InputError("no such opt-out file", file=str(path))
-    if not path.is_file():
-        raise InputError("not a regular file", file=str(path))
-    if path.suffix.lower() in (".parquet", ".pq"):
-        try:
-            names = pq.ParquetFile(path).schema_arrow.names
-        except (pa.ArrowException, OSError) as error:
-            raise InputError(
-                f"not a readable Parquet file ({_kind(error)})", file=str(path)
-            ) from None
-        column = _optout_column(path, names)
-        batches = _read_parquet(path, [column], batch_size, "opt-out", (column,))
-    else:
-        layout = csv_layout(path)
-        first = layout.names[0] if layout.names else ""
-        if _LOOKS_LIKE_NUMBER.fullmatch(first):  # no header: the numbers are the first column
-            others = [f"column{i + 1}" for i in range(1, len(layout.names))]
-            layout = CsvLayout(layout.delimiter, ["msisdn", *others], header=False)
-        column = _optout_column(path, layout.names)
-        positions = {column: _resolve(path, layout.names, [column])[column]}
-        batches = _read_csv(path, layout, positions, batch_size)
-    result = OptOutList(str(path), pd.Series([], dtype="string[pyarrow]", name="e164"))
-    kept = []
-    for batch in batches:
-        numbers = classify(batch[column], default_region)["e164"]
-        bad = np.flatnonzero(numbers.isna().to_numpy())
-        room = SHOWN_UNREADABLE - len(result.unreadable_records)
-        result.unreadable_records += (bad[:room] + result.entries + 1).tolist()
-        result.unreadable += len(bad)
-        result.entries += len(batch)
-        kept.append(numbers.dropna())
-    if kept:
-        result.numbers = pd.concat(kept, ignore_index=True)
-    return result
-
-
-def _optout_column(path: Path, names: list[str]) -> str:
-    keys = [_unaccented(column_key(name)) for name in names]
-    known = [names[keys.index(key)] for key in OPTOUT_COLUMNS if key in keys]
-    if len(known) > 1:
-        raise InputError(
-            f"opt-out file has several number columns ({', '.join(map(printable, known))}): "
-            "keep one",
-            file=str(path),
-        )
-    if known:
-        return known[0]
-    if len(names) == 1:
-        return names[0]
-    raise InputError(
-        f"opt-out file needs a number column named one of {', '.join(OPTOUT_COLUMNS)} "
-        f"(has: {shown_names(names)})",
-        file=str(path),
-    )
-
-
-def _unaccented(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    def close(self) -> None:
+        self._out.close()
 
 
 # --- the send slot ----------------------------------------------------------------------
@@ -658,10 +223,13 @@ def prepare(
     batch_size: int = DEFAULT_BATCH,
     now: datetime | None = None,
     timings: dict[str, float] | None = None,
+    rejects_to: Sequence[RejectsSink] = (),
 ) -> Summary:
     """Prepare a campaign into ``out_dir``: SEND files, ``rejects.csv`` and ``summary.json``.
 
-    ``timings``, when given, receives the seconds spent per stage (for the benchmarks).
+    ``rejects_to`` are sinks that get the rejects too, batch by batch, and are closed once
+    the preparation succeeded (``rejects.csv`` gets them all the same). ``timings``, when
+    given, receives the seconds spent per stage (for the benchmarks).
     """
     clock = Stopwatch(timings if timings is not None else {})
     # Refuse a bad SERVICEID or CAMPAIGNID before reading a single audience row.
@@ -717,50 +285,48 @@ def prepare(
     countries: Counter[str] = Counter()
     totals = {"recipients": 0, "segments": 0}
     warnings: set[str] = set()
-    rejects_path = out_dir / REJECTS_FILE
+    sender = pa.scalar(campaign.sender, pa.large_string())
+    csv_rejects = CsvRejects(out_dir / REJECTS_FILE)
+    sinks = (csv_rejects, *rejects_to)
     try:
-        with open_private(rejects_path) as rejects_out:
-            rejects_out.write((",".join(REJECT_COLUMNS) + "\n").encode())
-            batches = read_audience(audience, columns, batch_size)
-            while True:
-                with clock("read"):
-                    batch = next(batches, None)
-                if batch is None:
-                    break
-                start = totals["recipients"]
-                totals["recipients"] += len(batch)
-                with clock("render"):
-                    message, missing = render(campaign.template, batch)
-                frame = pd.DataFrame(
-                    {
-                        "idremote": batch["idremote"],
-                        "msisdn": batch["msisdn"],
-                        "oadc": campaign.sender,
-                        "msg": message,
-                        "row": range(start + 1, start + len(batch) + 1),
-                        "template_missing": missing,
-                    }
-                )
-                with clock("validate"):
-                    checked = validate(frame, rules)
-                warnings.update(checked.warnings)
-                with clock("dedupe"):
-                    keep, dropped = dedupe.select(checked.checked, checked.ok)
-                with clock("rejects"):
-                    for rejects in (checked.rejects, dropped):
-                        reasons.update(rejects["reason"].value_counts().to_dict())
-                        _append_csv(rejects, rejects_out)
-                with clock("write"):
-                    kept = pa.Table.from_pandas(
-                        checked.checked[[*SEND_FIELDS, "encoding", "country", "segments"]],
-                        preserve_index=False,
-                    ).filter(pa.array(keep))
-                    writer.write(kept.select(list(SEND_FIELDS)))
-                with clock("rejects"):
-                    for name, counter in (("encoding", encodings), ("country", countries)):
-                        counts = pc.value_counts(kept.column(name)).to_pylist()
-                        counter.update({c["values"]: c["counts"] for c in counts})
-                    totals["segments"] += pc.sum(kept.column("segments")).as_py() or 0
+        batches = read_audience_tables(audience, columns, batch_size)
+        while True:
+            with clock("read"):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            start = totals["recipients"]
+            totals["recipients"] += batch.num_rows
+            with clock("render"):
+                message, missing = render_messages(campaign.template, batch)
+            frame = pa.table(
+                {
+                    "idremote": batch["idremote"],
+                    "msisdn": batch["msisdn"],
+                    "oadc": pa.repeat(sender, batch.num_rows),
+                    "msg": message,
+                    "row": np.arange(start + 1, start + batch.num_rows + 1, dtype=np.int64),
+                    "template_missing": missing,
+                }
+            )
+            with clock("validate"):
+                checked = check_batch(frame, rules)
+            warnings.update(checked.warnings)
+            with clock("dedupe"):
+                keep, dropped = dedupe.select(checked.table, checked.ok)
+            with clock("rejects"):
+                for rejects in (checked.rejects, dropped):
+                    _count(rejects.column("reason"), reasons)
+                    for sink in sinks:
+                        sink.write(rejects)
+            with clock("write"):
+                kept = checked.table.filter(pa.array(keep))
+                writer.write(kept.select(list(SEND_FIELDS)))
+            with clock("rejects"):
+                _count(kept.column("encoding"), encodings)
+                _count(kept.column("country"), countries)
+                totals["segments"] += pc.sum(kept.column("segments")).as_py() or 0
+        csv_rejects.close()
         slot = first_allowed_slot(plan_from, list(countries), campaign.window_end)
         ids = {}
 
@@ -774,6 +340,7 @@ def prepare(
         with clock("write"):
             manifests: list[FileManifest] = writer.finish(name_for)
     except BaseException:
+        csv_rejects.close()
         writer.abort()
         raise
 
@@ -801,7 +368,14 @@ def prepare(
         raise AssertionError("rows lost in preparation")
     with open_private(out_dir / SUMMARY_FILE) as handle:
         handle.write((json.dumps(summary.as_dict(), indent=2) + "\n").encode())
+    for sink in rejects_to:
+        sink.close()
     return summary
+
+
+def _count(values: pa.ChunkedArray, counter: Counter[str]) -> None:
+    """Add each value's number of rows to ``counter``."""
+    counter.update({c["values"]: c["counts"] for c in pc.value_counts(values).to_pylist()})
 
 
 #: Names ``prepare`` writes in its output folder (and so may remove there).
@@ -854,17 +428,6 @@ def _is_send_file(name: str) -> bool:
         return False
 
 
-def _append_csv(frame: pd.DataFrame, handle) -> None:
-    if len(frame):
-        sink = pa.BufferOutputStream()
-        pacsv.write_csv(
-            pa.Table.from_pandas(frame, preserve_index=False),
-            sink,
-            pacsv.WriteOptions(include_header=False),
-        )
-        handle.write(sink.getvalue().to_pybytes())
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -886,8 +449,12 @@ class Stopwatch:
 
 __all__ = [
     "Campaign",
+    "CsvRejects",
+    "OptOutList",
+    "RejectsSink",
     "Summary",
     "first_allowed_slot",
+    "load_optouts",
     "prepare",
     "read_audience",
     "read_optouts",

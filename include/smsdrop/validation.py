@@ -1,10 +1,13 @@
 """Runs on every audience row, during ``prepare``: the field rules of a SEND record.
 
-They are applied to whole frames at once.
+They are applied to whole batches at once.
 
-Every row ends in exactly one place: the valid frame or the rejects, with one reason code
+Every row ends in exactly one place: the valid rows or the rejects, with one reason code
 (the first failing rule in :class:`~smsdrop.reasons.Reason` order). All rows are checked
 before anything is reported, so a user sees every problem in one pass.
+
+Batches are pyarrow Tables (:func:`check_batch`, :class:`Dedupe`), the preparation
+pipeline's one internal type; :func:`validate` is the same check for pandas frames.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from smsdrop.audience_files import as_frame
 from smsdrop.gsm import EncodingPolicy, check_messages
 from smsdrop.msisdn import MsisdnStatus, classify, mask
 from smsdrop.reasons import REASON_FIELD, Reason
@@ -44,12 +48,22 @@ class Rules:
 
 
 @dataclass
-class Validated:
-    """The outcome of validating one batch.
+class CheckedBatch:
+    """The outcome of checking one batch, in Arrow.
 
-    ``checked`` keeps every row (normalised); ``ok`` says which passed. Filtering is left to
-    the caller, which usually filters once more anyway (duplicates, opt-outs).
+    ``table`` keeps every row (normalised); ``ok`` says which passed. Filtering is left to
+    the caller, which filters once more anyway (duplicates, opt-outs).
     """
+
+    table: pa.Table  # idremote, msisdn (E.164), oadc, msg, country, encoding, segments, row
+    ok: np.ndarray
+    rejects: pa.Table  # REJECT_COLUMNS; msisdn masked
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Validated:
+    """:class:`CheckedBatch` as pandas frames, for callers that hold frames (``check``)."""
 
     checked: pd.DataFrame  # idremote, msisdn (E.164), oadc, msg, country, encoding, segments, row
     ok: np.ndarray
@@ -62,91 +76,110 @@ class Validated:
 
 
 def validate(frame: pd.DataFrame, rules: Rules) -> Validated:
-    """Check ``frame`` (idremote, msisdn, oadc, msg, row) and split it into valid and rejects.
+    """:func:`check_batch` on a frame (idremote, msisdn, oadc, msg, row), as frames."""
+    columns = {name: _text(frame[name]) for name in ("idremote", "msisdn", "oadc", "msg")}
+    columns["row"] = pa.array(frame["row"].to_numpy(dtype=np.int64))
+    if "template_missing" in frame:
+        columns["template_missing"] = pa.array(frame["template_missing"].to_numpy(bool))
+    checked = check_batch(pa.table(columns), rules)
+    return Validated(
+        as_frame(checked.table), checked.ok, as_frame(checked.rejects), checked.warnings
+    )
+
+
+def check_batch(batch: pa.Table, rules: Rules) -> CheckedBatch:
+    """Check ``batch`` (idremote, msisdn, oadc, msg, row) and split it into valid and rejects.
 
     ``row`` is the caller's reference to the source row (a record number from 1); an
     optional boolean ``template_missing`` marks rows whose message template lacked a value.
     The MSISDN is normalised to E.164, the message possibly transliterated. Duplicates and
     opt-outs are not decided here: they need campaign-wide state (see :class:`Dedupe`).
     """
-    idremote, oadc, raw = _text(frame["idremote"]), _text(frame["oadc"]), _text(frame["msisdn"])
-    numbers = classify(raw, default_region=rules.default_region)
-    messages = check_messages(_text(frame["msg"]), rules.encoding_policy, rules.long_sms)
+    idremote, oadc = _text(batch["idremote"]), _text(batch["oadc"])
+    raw, row = _text(batch["msisdn"]), batch["row"].combine_chunks().cast(pa.int64())
+    # msisdn and gsm take and give pandas: wrapped and unwrapped without copying the data.
+    numbers = classify(_series(raw), default_region=rules.default_region)
+    messages = check_messages(_series(_text(batch["msg"])), rules.encoding_policy, rules.long_sms)
+    e164 = _text(numbers["e164"])
+    message_code = _codes(_text(messages["reason"]))
 
-    status = numbers["status"].to_numpy()
-    e164_ok = numbers["e164"].notna().to_numpy()
+    status = numbers["status"].cat
+    codes = status.codes.to_numpy()
+    invalid = codes == status.categories.get_loc(MsisdnStatus.INVALID.value)
+    not_mobile = codes == status.categories.get_loc(MsisdnStatus.NOT_MOBILE.value)
+    e164_ok = _bools(pc.is_valid(e164))
     if rules.require_e164:  # a SEND file must hold the number exactly as E.164
-        e164_ok = e164_ok & (numbers["e164"] == raw).fillna(False).to_numpy(dtype=bool)
+        e164_ok &= _bools(pc.equal(e164, raw))
     failures = [
         (Reason.IDREMOTE_INVALID, ~_fullmatch(idremote, FIELD_PATTERNS["idremote"])),
-        (Reason.MSISDN_INVALID, ~e164_ok | (status == MsisdnStatus.INVALID)),
-        (Reason.MSISDN_NOT_MOBILE, status == MsisdnStatus.NOT_MOBILE),
+        (Reason.MSISDN_INVALID, ~e164_ok | invalid),
+        (Reason.MSISDN_NOT_MOBILE, not_mobile),
         (Reason.OADC_INVALID, ~_fullmatch_distinct(oadc, FIELD_PATTERNS["oadc"])),
     ]
-    if "template_missing" in frame:
-        failures.append((Reason.MSG_TEMPLATE_FIELD, frame["template_missing"].to_numpy(bool)))
-    failures.append((None, messages["reason"].notna().to_numpy()))
-    code = first_failure(failures, messages["reason"])
+    if "template_missing" in batch.column_names:
+        missing = batch["template_missing"].combine_chunks()
+        failures.append((Reason.MSG_TEMPLATE_FIELD, _bools(missing)))
+    failures.append((None, message_code >= 0))
+    code = first_failure(failures, message_code)
 
     bad = code >= 0
-    checked = pd.DataFrame(
+    table = pa.table(
         {
             "idremote": idremote,
-            "msisdn": numbers["e164"],
+            "msisdn": e164,
             "oadc": oadc,
-            "msg": messages["msg"],
-            "country": numbers["country"],
-            "encoding": messages["encoding"],
-            "segments": messages["segments"],
-            "row": frame["row"],
+            "msg": _text(messages["msg"]),
+            "country": _text(numbers["country"]),
+            "encoding": _text(messages["encoding"]),
+            "segments": pa.array(messages["segments"].to_numpy(dtype=np.int64)),
+            "row": row,
         }
-    ).reset_index(drop=True)
-    shown = numbers["e164"][bad].fillna(raw[bad])
-    rejects = rejects_frame(frame["row"][bad], idremote[bad], mask(shown), code[bad])
-    return Validated(checked, ~bad, rejects, _sender_warnings(oadc))
+    )
+    where = pa.array(bad)
+    shown = pc.coalesce(e164, raw).filter(where)
+    rejects = rejects_table(row.filter(where), idremote.filter(where), _masked(shown), code[bad])
+    return CheckedBatch(table, ~bad, rejects, _sender_warnings(oadc))
 
 
 #: Reason codes as small integers (their position), so per-row work stays in numpy.
 REASONS: tuple[Reason, ...] = tuple(Reason)
 _CODE = {reason.value: index for index, reason in enumerate(REASONS)}
+_REASON_NAMES = pa.array([r.value for r in REASONS], pa.large_string())
+_REASON_FIELDS = pa.array([REASON_FIELD[r] for r in REASONS], pa.large_string())
 
 
 def first_failure(
-    failures: list[tuple[Reason | None, np.ndarray]], message_reason: pd.Series | None = None
+    failures: list[tuple[Reason | None, np.ndarray]], message_code: np.ndarray | None = None
 ) -> np.ndarray:
     """Per row, the code of the first failed rule in order, or -1 when none failed.
 
-    A ``None`` reason takes its code per row from ``message_reason`` (the GSM check's).
+    A ``None`` reason takes its code per row from ``message_code`` (the GSM check's).
     """
     code = np.full(len(failures[0][1]), -1, dtype=np.int8)
     for reason, failed in failures:
         hit = (code < 0) & failed
         if not hit.any():
             continue
-        if reason is None:
-            code[hit] = message_reason[hit].map(_CODE).to_numpy(dtype=np.int8)
-        else:
-            code[hit] = _CODE[reason.value]
+        code[hit] = message_code[hit] if reason is None else _CODE[reason.value]
     return code
 
 
-def rejects_frame(
-    row: pd.Series, idremote: pd.Series, masked: pd.Series, code: np.ndarray, detail: str = ""
-) -> pd.DataFrame:
-    """A rejects table from reason codes; the MSISDN column must already be masked."""
-    reason = pd.Categorical.from_codes(code, categories=[r.value for r in REASONS])
-    field_of = {r.value: REASON_FIELD[r] for r in REASONS}
-    return pd.DataFrame(
+def rejects_table(
+    row: pa.Array, idremote: pa.Array, masked: pa.Array, code: np.ndarray, detail: str = ""
+) -> pa.Table:
+    """A rejects table (:data:`REJECT_COLUMNS`) from reason codes; the MSISDN column must
+    already be masked."""
+    codes = pa.array(code, pa.int8())
+    return pa.table(
         {
-            "row": row.to_numpy(dtype=np.int64),
-            "idremote": idremote.to_numpy(),
-            "msisdn": masked.to_numpy(),
-            "reason": pd.Series(reason).astype("string[pyarrow]").to_numpy(),
-            "field": pd.Series(reason.map(field_of)).astype("string[pyarrow]").to_numpy(),
-            "detail": detail,
-        },
-        columns=list(REJECT_COLUMNS),
-    ).astype({"reason": "string[pyarrow]", "field": "string[pyarrow]"})
+            "row": row.cast(pa.int64()),
+            "idremote": idremote,
+            "msisdn": masked,
+            "reason": _REASON_NAMES.take(codes),
+            "field": _REASON_FIELDS.take(codes),
+            "detail": pa.repeat(pa.scalar(detail, pa.large_string()), len(code)),
+        }
+    )
 
 
 class Dedupe:
@@ -162,13 +195,21 @@ class Dedupe:
 
     def split(self, valid: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Keep first occurrences of numbers not opted out; reject the rest (in that order)."""
-        keep, rejects = self.select(valid, np.ones(len(valid), dtype=bool))
-        return valid[keep].reset_index(drop=True), rejects
+        table = pa.table(
+            {
+                "msisdn": _text(valid["msisdn"]),
+                "idremote": _text(valid["idremote"]),
+                "row": pa.array(valid["row"].to_numpy(dtype=np.int64)),
+            }
+        )
+        keep, rejects = self.select(table, np.ones(len(valid), dtype=bool))
+        return valid[keep].reset_index(drop=True), as_frame(rejects)
 
-    def select(self, checked: pd.DataFrame, ok: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    def select(self, checked: pa.Table, ok: np.ndarray) -> tuple[np.ndarray, pa.Table]:
         """Among the ``ok`` rows of ``checked``, which to keep; rejects for the others."""
         candidates = np.flatnonzero(ok)
-        numbers = to_int64(checked["msisdn"].take(candidates))
+        msisdn = _text(checked["msisdn"])
+        numbers = to_int64(msisdn.take(pa.array(candidates)))
         # Everything is decided on the batch sorted once (stable: among equal numbers the
         # first row comes first), looked up in sorted order (cache-friendly).
         order = np.argsort(numbers, kind="stable")
@@ -186,14 +227,14 @@ class Dedupe:
         # Merge the new numbers (already sorted) into the sorted array: linear per batch.
         fresh = kept[order]
         self._seen = np.insert(self._seen, where[fresh], ordered[fresh])
-        dropped = candidates[~kept]
-        rejects = rejects_frame(
-            checked["row"].take(dropped),
-            checked["idremote"].take(dropped),
-            mask(checked["msisdn"].take(dropped)),
+        dropped = pa.array(candidates[~kept])
+        rejects = rejects_table(
+            checked["row"].combine_chunks().take(dropped),
+            _text(checked["idremote"]).take(dropped),
+            _masked(msisdn.take(dropped)),
             code[~kept],
         )
-        keep = np.zeros(len(checked), dtype=bool)
+        keep = np.zeros(checked.num_rows, dtype=bool)
         keep[candidates[kept]] = True
         return keep, rejects
 
@@ -202,9 +243,9 @@ class Dedupe:
         return len(self._seen)
 
 
-def to_int64(e164: pd.Series) -> np.ndarray:
+def to_int64(e164: pd.Series | pa.Array | pa.ChunkedArray) -> np.ndarray:
     """E.164 strings (``+`` and up to 15 digits) as int64 numbers; -1 for anything else."""
-    digits = pc.utf8_slice_codeunits(pa.array(_text(e164), pa.large_string()), 1)
+    digits = pc.utf8_slice_codeunits(_text(e164), 1)
     try:
         return pc.fill_null(pc.cast(digits, pa.int64()), -1).to_numpy()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not all digits: the slow way
@@ -221,28 +262,54 @@ def _in_sorted(ordered: np.ndarray, sorted_set: np.ndarray) -> tuple[np.ndarray,
     return found, where
 
 
-def _text(values: pd.Series) -> pd.Series:
-    """Values as pyarrow-backed strings, whatever the source column type was."""
-    return values.astype("string[pyarrow]")
+def _text(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Values as one large_string array, whatever the source column type was."""
+    if isinstance(values, pd.Series):
+        values = pa.array(values.astype("string[pyarrow]"))
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return values.cast(pa.large_string())
 
 
-def _fullmatch(values: pd.Series, pattern: str) -> np.ndarray:
-    """Whole-value regex match (``$`` would accept a trailing newline; this does not)."""
-    return values.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
+def _series(values: pa.Array) -> pd.Series:
+    """An Arrow string array as a pandas Series that shares its buffers."""
+    return pd.Series(pd.array(values, dtype=pd.StringDtype("pyarrow")))
 
 
-def _fullmatch_distinct(values: pd.Series, pattern: str) -> np.ndarray:
+def _masked(e164: pa.Array) -> pa.Array:
+    """:func:`smsdrop.msisdn.mask` on an Arrow array."""
+    return _text(mask(_series(e164)))
+
+
+def _codes(reason: pa.Array) -> np.ndarray:
+    """Reason values (null: none) as their codes (-1: none)."""
+    index = pc.index_in(reason, value_set=_REASON_NAMES)
+    return pc.fill_null(index, -1).to_numpy().astype(np.int8)
+
+
+def _bools(values: pa.Array) -> np.ndarray:
+    """A boolean array as numpy, null as False."""
+    return pc.fill_null(values, False).to_numpy(zero_copy_only=False)
+
+
+def _fullmatch(values: pa.Array, pattern: str) -> np.ndarray:
+    """Whole-value regex match (RE2's ``$`` is the end of the value, never before a
+    trailing newline as Python's is)."""
+    return _bools(pc.match_substring_regex(values, f"^(?:{pattern})$"))
+
+
+def _fullmatch_distinct(values: pa.Array, pattern: str) -> np.ndarray:
     """:func:`_fullmatch` computed once per distinct value: a campaign has few senders."""
-    codes, distinct = pd.factorize(values, use_na_sentinel=True)
-    matched = np.append(_fullmatch(pd.Series(distinct, dtype="string[pyarrow]"), pattern), False)
-    return matched[codes]
+    encoded = values.dictionary_encode()
+    matched = np.append(_fullmatch(encoded.dictionary, pattern), False)
+    return matched[pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy()]
 
 
-def _sender_warnings(oadc: pd.Series) -> list[str]:
-    senders = pd.Series(oadc.dropna().unique(), dtype="string[pyarrow]")
-    mobile = senders[_fullmatch(senders, FRENCH_MOBILE_SENDER)]
+def _sender_warnings(oadc: pa.Array) -> list[str]:
+    senders = pc.unique(oadc.drop_null())
+    mobile = senders.filter(pa.array(_fullmatch(senders, FRENCH_MOBILE_SENDER)))
     return [
         f"sender {s[:4]}… looks like a French mobile number: French operators block "
         "business SMS sent from one"
-        for s in mobile
+        for s in mobile.to_pylist()
     ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,11 +15,11 @@ from smsdrop.validation import Dedupe
 NUMBERS = st.integers(0, 30).map(lambda i: f"+336{12345600 + i:08d}")
 
 
-def _frame(numbers: list[str], start: int) -> pd.DataFrame:
-    return pd.DataFrame(
+def _frame(numbers: list[str], start: int) -> pa.Table:
+    return pa.table(
         {
-            "msisdn": pd.Series(numbers, dtype="string[pyarrow]"),
-            "idremote": pd.Series([f"C{start + i}" for i in range(len(numbers))], dtype="string"),
+            "msisdn": pa.array(numbers, pa.string()),
+            "idremote": pa.array([f"C{start + i}" for i in range(len(numbers))], pa.string()),
             "row": np.arange(start, start + len(numbers)),
         }
     )
@@ -53,8 +54,8 @@ def test_dedupe_keeps_first_occurrences_of_numbers_not_opted_out(
                 expected_keep.append(True)
                 seen.add(number)
         assert keep.tolist() == expected_keep
-        assert dict(zip(rejects["row"].tolist(), rejects["reason"].tolist(), strict=True)) == (
-            expected_reasons
-        )
+        assert dict(
+            zip(rejects["row"].to_pylist(), rejects["reason"].to_pylist(), strict=True)
+        ) == (expected_reasons)
         start += len(numbers)
     assert dedupe.kept == len(seen)
