@@ -657,3 +657,12 @@ def test_big_reports_with_bad_lines_are_read_in_halves(message: str) -> None:
     assert [(q.offset, q.line, q.field) for q in chunk.quarantined] == [
         (int(offsets[i]), i + 1, field) for i, field in sorted(bad.items())
     ]
+
+
+def test_a_chunk_holds_arrow_rows_and_shows_the_same_to_pandas() -> None:
+    chunk = parse_replies_from(b"+33611111111;20261201;1030;STOP;C1\r\n", "STOP.csv", 0)
+    assert isinstance(chunk.table, pa.Table)
+    assert chunk.frame.equals(chunk.table.to_pandas(types_mapper=pd.ArrowDtype))
+    assert dict(chunk.frame.dtypes) == REPLY_DTYPES
+    tolerant = parse_ack_tolerant(SPEC_ACK, "ACK.csv")
+    assert tolerant.frame.equals(parse_ack(SPEC_ACK, "ACK.csv"))

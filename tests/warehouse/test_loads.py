@@ -9,8 +9,19 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
-from reportdata import ACK, SEND, SMSMO, STOP, ack_frame, at, replies_frame, reply_bytes
+from reportdata import (
+    ACK,
+    SEND,
+    SMSMO,
+    STOP,
+    ack_bytes,
+    ack_frame,
+    at,
+    replies_frame,
+    reply_bytes,
+)
 
 from smsdrop.prepare import Summary
 from smsdrop.reports import parse_ack, parse_replies, parse_replies_from, write_ack_line
@@ -65,6 +76,30 @@ def test_an_ack_before_its_file_is_recorded_falls_back_to_the_name(warehouse) ->
     assert set(warehouse.query_frame("SELECT campaign_id FROM sms_deliveries")["campaign_id"]) == {
         "promo"
     }
+
+
+def test_an_ack_load_stores_the_send_file_and_campaign_it_is_given(warehouse) -> None:
+    # What the caller knows wins over the name: a chunk file's campaign is its parent's.
+    warehouse.load_acks(ack_frame(), ACK, send_file=SEND, campaign_id="parent")
+    stored = warehouse.query_frame("SELECT DISTINCT send_file, campaign_id FROM sms_deliveries")
+    assert stored.to_dict("records") == [{"send_file": SEND, "campaign_id": "parent"}]
+
+
+def test_an_ack_of_another_send_file_is_refused(warehouse) -> None:
+    other = SEND.replace("promo", "other")
+    with pytest.raises(ValueError, match="is not the ACK of"):
+        warehouse.load_acks(ack_frame(), ACK, send_file=other, campaign_id="promo")
+    assert _count(warehouse, "sms_deliveries") == 0
+
+
+def test_ack_rows_are_the_same_from_the_tolerant_readers_table() -> None:
+    from smsdrop.reports import parse_ack_tolerant
+    from smsdrop.warehouse import frames
+
+    chunk = parse_ack_tolerant(ack_bytes(), ACK)
+    assert isinstance(chunk.table, pa.Table)
+    from_table = frames.deliveries_table(chunk.table, ACK, SEND, "promo")
+    assert from_table.equals(frames.deliveries_table(ack_frame(), ACK, SEND, "promo"))
 
 
 def test_stop_report_upserts_optouts_idempotently(warehouse) -> None:
