@@ -1,0 +1,127 @@
+"""This checkout against an earlier commit, in the same command: is a refactor as fast?
+
+The earlier code is checked out (``git worktree``) under ``var/bench/rev-<commit>`` and run
+from the same venv with ``PYTHONPATH`` pointing at its ``include/`` (ahead of this
+checkout's editable install). Each case runs the whole ``smsdrop`` command on the same
+input, old and new alternately, ``--repeat`` times; the figure is the ratio of the
+medians (new / old: below 1.0 is faster).
+
+Cases: ``prepare`` of a clean audience and of a reject-heavy one (60 % non-GSM names
+under ``--encoding-policy reject``, 8 % invalid numbers), and ``check`` of the written files.
+
+    .venv/bin/python -m bench.bench_versions [--rev COMMIT] [--rows N] [--repeat K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from smsdrop import synthetic
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "var" / "bench"
+TEMPLATE = "Bonjour {first_name}, -20% ce samedi dans votre magasin de {city} ! STOP au 36111"
+#: The last commit before issue 11's refactor.
+DEFAULT_REV = "36a28f7"
+
+
+def worktree(rev: str) -> Path:
+    path = WORK / f"rev-{rev}"
+    if not (path / "include" / "smsdrop").is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+        subprocess.run(["git", "worktree", "prune"], cwd=ROOT, check=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "-f", str(path), rev],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+    return path
+
+
+def audiences(rows: int) -> dict[str, Path]:
+    WORK.mkdir(parents=True, exist_ok=True)
+    clean = WORK / f"versions-clean-{rows}.parquet"
+    heavy = WORK / f"versions-heavy-{rows}.parquet"
+    if not clean.exists():
+        synthetic.write_audience(synthetic.audience(rows, seed=7), clean)
+    if not heavy.exists():
+        table = pq.read_table(clean)
+        rng = np.random.default_rng(11)
+        names = np.array(table["first_name"].to_pylist(), dtype=object)
+        names[rng.random(rows) < 0.60] = "Zoë Ŝtraße 😀"  # not GSM-7: MSG_NOT_GSM under reject
+        numbers = np.array(table["msisdn"].to_pylist(), dtype=object)
+        numbers[rng.random(rows) < 0.08] = "+33 1 23"  # not a number
+        table = table.set_column(
+            table.schema.get_field_index("first_name"), "first_name", pa.array(names, pa.string())
+        )
+        table = table.set_column(
+            table.schema.get_field_index("msisdn"), "msisdn", pa.array(numbers, pa.string())
+        )
+        pq.write_table(table, heavy)
+    return {"clean": clean, "reject-heavy": heavy}
+
+
+def run(include: Path | None, args: list[str]) -> float:
+    env = dict(os.environ)
+    if include is not None:
+        env["PYTHONPATH"] = str(include)
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "smsdrop", *args], env=env, check=True, capture_output=True
+    )
+    return time.perf_counter() - start
+
+
+def prepare_args(audience: Path, out: Path, policy: str) -> list[str]:
+    shutil.rmtree(out, ignore_errors=True)
+    return [
+        "prepare", str(audience), "--service-id", "12345", "--campaign", "bench",
+        "--sender", "SMSDROP", "--message", TEMPLATE, "--encoding-policy", policy,
+        "--send-at", "2026-12-01T09:00:00+01:00", "--out", str(out),
+    ]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rev", default=DEFAULT_REV)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    old = worktree(args.rev) / "include"
+    print(f"new: this checkout; old: {args.rev}; {args.rows:,} rows; {args.repeat} runs each")
+    for name, audience in audiences(args.rows).items():
+        policy = "reject" if name == "reject-heavy" else "transliterate"
+        times: dict[str, list[float]] = {"old": [], "new": []}
+        for _ in range(args.repeat):
+            for label, include in (("old", old), ("new", None)):
+                out = WORK / f"versions-out-{label}"
+                times[label].append(run(include, prepare_args(audience, out, policy)))
+        old_s, new_s = statistics.median(times["old"]), statistics.median(times["new"])
+        print(
+            f"prepare {name:13} old {old_s:6.2f} s  new {new_s:6.2f} s  new/old {new_s / old_s:.2f}"
+        )
+    files = sorted(str(p) for p in (WORK / "versions-out-new").glob("SEND-*.csv"))
+    times = {"old": [], "new": []}
+    for _ in range(args.repeat):
+        for label, include in (("old", old), ("new", None)):
+            times[label].append(run(include, ["check", *files]))
+    old_s, new_s = statistics.median(times["old"]), statistics.median(times["new"])
+    print(
+        f"check   {'SEND files':13} old {old_s:6.2f} s  new {new_s:6.2f} s  new/old {new_s / old_s:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
