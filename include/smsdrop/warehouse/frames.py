@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final, TypeAlias
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -128,9 +129,20 @@ def _empty_to_null(arr: pa.Array) -> pa.Array:
 
 
 def _first_by_key(table: pa.Table, keys: list[str]) -> pa.Table:
-    """Keep the first row of each key (in table order): one bulk statement, one row per key."""
+    """Keep the first row of each key (in table order): one bulk statement, one row per key.
+
+    One key is hashed once (dictionary codes follow first appearance), and a table whose
+    keys are all distinct, the usual report, is returned as it is.
+    """
     if table.num_rows == 0:
         return table
+    if len(keys) == 1:
+        column = table.column(keys[0]).combine_chunks()
+        codes = pc.dictionary_encode(column, null_encoding="encode")
+        if len(codes.dictionary) == table.num_rows:
+            return table
+        _, firsts = np.unique(codes.indices.to_numpy(), return_index=True)
+        return table.take(np.sort(firsts))
     indexed = table.append_column("__i", pa.array(range(table.num_rows), pa.int64()))
     firsts = indexed.group_by(keys, use_threads=False).aggregate([("__i", "min")])
     take = pc.sort_indices(firsts["__i_min"])
@@ -168,7 +180,7 @@ def deliveries_table(
         },
         schema=DELIVERY_SCHEMA,
     )
-    return _first_by_key(table, ["file", "msisdn"])
+    return _first_by_key(table, ["msisdn"])  # the key is (file, msisdn): one file here
 
 
 def _int32(values: pa.ChunkedArray | pd.Series) -> pa.Array:
