@@ -191,12 +191,13 @@ def pipeline(db: Path, staging: Path, conn_id: str, scratch: Path, workers: int)
     """Extract, prepare, contract, upload: as the DAG's tasks, one after another."""
     start = time.perf_counter()
     from smsdrop.airflow.hooks import MTargetHook  # noqa: F401  (the upload task's import)
-    from smsdrop.campaign import AUDIENCE_FILE, Request, extract_audience, prepare_staged
+    from smsdrop.campaign import AUDIENCE_FILE, extract_audience, prepare_staged
     from smsdrop.contract import check_files
+    from smsdrop.spec import CampaignSpec
     from smsdrop.warehouse import DuckDBWarehouse
 
     imports = time.perf_counter() - start
-    request = Request.from_mapping(REQUEST)
+    request = CampaignSpec.from_mapping(REQUEST)
     stage = Stages()
     timings: dict[str, float] = {}
     with stage("extract"), DuckDBWarehouse(db, read_only=True) as warehouse:
@@ -208,7 +209,7 @@ def pipeline(db: Path, staging: Path, conn_id: str, scratch: Path, workers: int)
     with stage("contract"):
         with DuckDBWarehouse(db) as warehouse:
             optouts = warehouse.optout_numbers()
-        contract = check_files(files, request.campaign().rules(), optouts)
+        contract = check_files(files, request.rules(), optouts)
     if not contract.success:
         raise AssertionError(f"contract broken: {contract.describe_failures()}")
     with stage("upload"):

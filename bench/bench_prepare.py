@@ -32,12 +32,12 @@ CHILD = """
 import json, sys
 from datetime import datetime, timezone
 from pathlib import Path
-from smsdrop.gsm import EncodingPolicy
-from smsdrop.prepare import Campaign, prepare
+from smsdrop.prepare import prepare
+from smsdrop.spec import CampaignSpec
 timings = {}
 start = __import__("time").perf_counter()
-summary = prepare(Path(sys.argv[1]), Campaign("12345", "bench", "SMSDROP", sys.argv[2],
-    encoding_policy=EncodingPolicy.TRANSLITERATE), Path(sys.argv[3]),
+summary = prepare(Path(sys.argv[1]), CampaignSpec("bench", "12345", sys.argv[1], sys.argv[2],
+    "SMSDROP", encoding_policy="transliterate"), Path(sys.argv[3]),
     now=datetime(2026, 12, 1, 9, tzinfo=timezone.utc), timings=timings)
 total = __import__("time").perf_counter() - start
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]

@@ -46,10 +46,10 @@ from smsdrop.airflow.sensors import (
     MTargetReportSensor,
     UploadTimeSensor,
 )
+from smsdrop.fields import CAMPAIGN
 
 STATUS_POLL = float(os.environ.get("SMSDROP_POLL_SECONDS", "30"))
 ACK_POLL = float(os.environ.get("SMSDROP_ACK_POLL_SECONDS", "600"))
-OPTIONS = "Options"
 DAG_ID = "sms_campaign"
 
 
@@ -69,60 +69,9 @@ def _before_upload(context: dict) -> None:
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
     tags=["smsdrop"],
     doc_md=__doc__,
-    params={
-        "campaign_id": Param(
-            "", type="string", pattern="^[A-Za-z0-9]{1,20}$",
-            description="1 to 20 letters or digits; a campaign id is sent once, ever",
-        ),
-        "service_id": Param(
-            "", type="string", pattern="^[A-Za-z0-9]{5}$",
-            description="your MTarget SERVICEID (5 letters or digits)",
-        ),
-        "audience": Param(
-            "", type="string", minLength=1,
-            description="a table (audience, schema.audience) or a .sql file of "
-            "include/sql/audience/ (a SELECT only where the deployment allows it); columns "
-            "idremote, msisdn and the message's placeholders",
-        ),
-        "message": Param(
-            "", type="string", minLength=1, format="multiline",
-            description="the text; {column} is replaced by the audience's column",
-        ),
-        "sender": Param(
-            "", type="string", pattern="^[A-Za-z0-9]{1,11}$",
-            description="OADC: 1 to 11 letters or digits",
-        ),
-        "send_at": Param(
-            None, type=["null", "string"],
-            description="ISO 8601 (no offset = Paris time); empty: as soon as allowed. "
-            "A time outside the send window moves to the next allowed minute",
-        ),
-        "long_sms": Param(False, type="boolean", section=OPTIONS,
-                          description="allow up to 5 segments (the account must allow it)"),
-        "encoding_policy": Param(
-            "reject", enum=["reject", "transliterate", "ucs2"], section=OPTIONS,
-            description="texts outside GSM 03.38: reject the row, transliterate, or send UCS-2",
-        ),
-        "window_end": Param("22:00", enum=["22:00", "21:00", "20:00"], section=OPTIONS,
-                            description="end of the French marketing window"),
-        "default_region": Param("FR", type="string", pattern="^[A-Z]{2}$", section=OPTIONS,
-                                description="country of numbers written without +"),
-        "dry_run": Param(False, type="boolean",
-                         description="prepare and check everything, upload nothing"),
-        "upload_lead_minutes": Param(
-            15, type="integer", minimum=0, maximum=10080, section=OPTIONS,
-            description="upload this many minutes before the slot, not earlier: opt-outs "
-            "published until then are honoured (the provider cannot cancel a file)",
-        ),
-        "max_days_ahead": Param(7, type="integer", minimum=1, maximum=7, section=OPTIONS,
-                                description="refuse a send_at further ahead than this"),
-        "optout_max_age_minutes": Param(
-            30, type="integer", minimum=1, maximum=1440, section=OPTIONS,
-            description="if the opt-out refresh before an upload fails, upload only while "
-            "the last complete opt-out load is younger than this",
-        ),
-    },
-)  # fmt: skip
+    # The form: one Param per campaign field, its rule from smsdrop.fields.
+    params={f.name: Param(f.form_default, f.description, **f.param_schema()) for f in CAMPAIGN},
+)
 def sms_campaign() -> None:
     @task.short_circuit
     def start(params: dict | None = None, run_id: str | None = None) -> dict | bool:

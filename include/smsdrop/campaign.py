@@ -1,7 +1,8 @@
 """One campaign run, step by step, without Airflow: what the ``sms_campaign`` DAG's tasks do.
 
-* :class:`Request` — what a user asks for (the DAG's Params, or a nightly config entry),
-  checked field by field before anything is read.
+The campaign itself is a :class:`~smsdrop.spec.CampaignSpec` (checked once, when the run
+starts).
+
 * :func:`submission` — whether the campaign id was submitted already: a campaign is sent
   once, whatever number of runs are triggered for it.
 * :func:`extract_audience` — the audience from the warehouse into a staged Parquet file,
@@ -16,9 +17,8 @@ removes once the files have served.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -28,130 +28,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from smsdrop import naming, windows
+from smsdrop import windows
 from smsdrop.audience import audience_query
 from smsdrop.audience_files import as_frame
 from smsdrop.csvfile import MAX_RECORDS, open_private
 from smsdrop.dropbox import FileState, RemoteState
 from smsdrop.errors import InputError
-from smsdrop.gsm import EncodingPolicy
-from smsdrop.prepare import (
-    AUDIENCE_REQUIRED,
-    REJECTS_FILE,
-    Campaign,
-    Summary,
-    prepare,
-    send_window,
-)
-from smsdrop.prepare import template_fields as placeholders
-from smsdrop.validation import FIELD_PATTERNS
+from smsdrop.prepare import REJECTS_FILE, Summary, prepare, send_window
+from smsdrop.spec import CampaignSpec
 from smsdrop.warehouse import Warehouse
 
 AUDIENCE_FILE = "audience.parquet"
 #: Beside each staged SEND file, the audience row of each of its records (int64, ``.npy``).
 ROWS_SUFFIX = ".rows.npy"
-#: The whole-number parameters of a request and their ranges (inclusive).
-LIMITS: dict[str, tuple[int, int]] = {
-    "upload_lead_minutes": (0, 7 * 24 * 60),
-    "max_days_ahead": (1, 7),
-    "optout_max_age_minutes": (1, 24 * 60),
-}
-HHMM = re.compile(r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$")
-
-
-@dataclass(frozen=True)
-class Request:
-    """A campaign as a user asks for it; :meth:`from_mapping` checks every field."""
-
-    campaign_id: str
-    service_id: str
-    audience: str  # a table or a .sql file of include/sql/audience/ (see smsdrop.audience)
-    message: str  # template with {column} placeholders
-    sender: str
-    send_at: str = ""  # ISO 8601; no offset = Paris time; empty = as soon as allowed
-    long_sms: bool = False
-    encoding_policy: str = EncodingPolicy.REJECT.value
-    window_end: str = "22:00"
-    default_region: str = "FR"
-    dry_run: bool = False
-    upload_lead_minutes: int = 15  # upload this long before the slot, not earlier
-    max_days_ahead: int = 7  # the furthest slot a run may plan
-    optout_max_age_minutes: int = 30  # the oldest opt-out list an upload may rely on
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> Request:
-        """Build and check a request; unknown keys are refused (a typo is not a default)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"unknown campaign parameter(s): {', '.join(unknown)}")
-        given = {k: v for k, v in values.items() if v is not None}
-        for name in ("campaign_id", "service_id", "audience", "message", "sender"):
-            if not str(given.get(name, "")).strip():
-                raise InputError("is required", field=name)
-        request = cls(**{k: (v.strip() if isinstance(v, str) else v) for k, v in given.items()})
-        request.check()
-        return request
-
-    def check(self) -> None:
-        try:
-            naming.build_name(
-                naming.FileKind.SEND,
-                self.service_id,
-                datetime(2026, 1, 1, tzinfo=naming.PARIS),
-                self.campaign_id,
-            )
-        except InputError as error:
-            field = {"SERVICEID": "service_id"}.get(error.field or "", "campaign_id")
-            raise InputError(error.reason, field=field) from None
-        if not re.fullmatch(FIELD_PATTERNS["oadc"], self.sender):
-            raise InputError(
-                f"must be 1 to 11 ASCII letters or digits, got {self.sender!r}", field="sender"
-            )
-        if self.encoding_policy not in {p.value for p in EncodingPolicy}:
-            choices = ", ".join(p.value for p in EncodingPolicy)
-            raise InputError(f"must be one of {choices}", field="encoding_policy")
-        if not HHMM.match(self.window_end or ""):
-            raise InputError(f"must be HH:MM, got {self.window_end!r}", field="window_end")
-        placeholders(self.message)
-        self.send_time()
-        audience_query(self.audience)
-        for name, (low, high) in LIMITS.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise InputError(f"must be a whole number {low}..{high}, got {value!r}", field=name)
-
-    def send_time(self) -> datetime | None:
-        """The requested send time (aware), or None for as soon as allowed."""
-        if not self.send_at:
-            return None
-        try:
-            when = datetime.fromisoformat(self.send_at)
-        except ValueError:
-            raise InputError(
-                f"not an ISO 8601 date-time: {self.send_at!r}", field="send_at"
-            ) from None
-        return when if when.tzinfo else when.replace(tzinfo=naming.PARIS)
-
-    def campaign(self) -> Campaign:
-        return Campaign(
-            service_id=self.service_id,
-            campaign_id=self.campaign_id,
-            sender=self.sender,
-            template=self.message,
-            send_at=self.send_time(),
-            default_region=self.default_region,
-            long_sms=self.long_sms,
-            encoding_policy=EncodingPolicy(self.encoding_policy),
-            window_end=None if self.window_end == "22:00" else self.window_end,
-        )
-
-    def columns(self) -> list[str]:
-        """The audience columns the campaign reads."""
-        return list(dict.fromkeys([*AUDIENCE_REQUIRED, *placeholders(self.message)]))
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # --- submitted once ----------------------------------------------------------------------
@@ -383,7 +272,7 @@ def late_optouts(send_file: Path, optouts: pd.Series) -> LateOptOuts | None:
 
 
 def extract_audience(
-    warehouse: Warehouse, request: Request, out: Path, *, batch_rows: int = 250_000
+    warehouse: Warehouse, spec: CampaignSpec, out: Path, *, batch_rows: int = 250_000
 ) -> int:
     """Stream the audience's needed columns into a Parquet file; the number of rows.
 
@@ -392,8 +281,8 @@ def extract_audience(
     """
     if not warehouse.read_only:
         raise ValueError("the audience is read through a read-only warehouse connection")
-    query = audience_query(request.audience, dialect=warehouse.dialect)
-    columns = request.columns()
+    query = audience_query(spec.audience, dialect=warehouse.dialect)
+    columns = spec.columns()
     present = warehouse.query_columns(query)
     lacking = [c for c in columns if c not in present]
     if lacking:
@@ -417,7 +306,7 @@ def extract_audience(
 
 def prepare_staged(
     open_warehouse: Callable[[], Warehouse],
-    request: Request,
+    spec: CampaignSpec,
     staging: Path,
     *,
     now: datetime | None = None,
@@ -437,13 +326,14 @@ def prepare_staged(
     rejected = RejectedRows()
     summary = prepare(
         staging / AUDIENCE_FILE,
-        replace(request.campaign(), max_records=max_records),
+        spec,
         staging,
         optouts=optouts,
         now=now,
         batch_size=batch_rows,
         timings=timings,
-        rejects_to=[WarehouseRejects(open_warehouse, request.campaign_id, batch_rows), rejected],
+        max_records=max_records,
+        rejects_to=[WarehouseRejects(open_warehouse, spec.campaign_id, batch_rows), rejected],
     )
     write_row_maps(staging, summary, rejected.rows())
     return summary

@@ -280,31 +280,34 @@ def _window(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from smsdrop.gsm import EncodingPolicy
-    from smsdrop.prepare import Campaign, load_optouts, prepare
+    from smsdrop.fields import WINDOW_END
+    from smsdrop.prepare import load_optouts, prepare
+    from smsdrop.spec import CampaignSpec
 
-    campaign = Campaign(
-        service_id=args.service_id,
+    # Not from_mapping: prepare checks what the arguments hold, as it reads the audience.
+    spec = CampaignSpec(
         campaign_id=args.campaign,
+        service_id=args.service_id,
+        audience=str(args.audience),
+        message=args.message,
         sender=args.sender,
-        template=args.message,
-        send_at=args.send_at,
-        default_region=args.default_region,
+        send_at=args.send_at.isoformat() if args.send_at else "",
         long_sms=args.long_sms,
-        encoding_policy=EncodingPolicy(args.encoding_policy),
-        file_encoding=args.file_encoding,
-        line_end=args.line_end,
-        max_records=args.max_records,
-        window_end=args.window_end.strftime("%H:%M") if args.window_end else None,
+        encoding_policy=args.encoding_policy,
+        window_end=args.window_end.strftime("%H:%M") if args.window_end else WINDOW_END.default,
+        default_region=args.default_region,
     )
     optouts = load_optouts(args.optouts, args.default_region) if args.optouts else None
     summary = prepare(
         args.audience,
-        campaign,
+        spec,
         args.out,
         optouts=optouts,
         batch_size=args.batch_size,
         now=datetime.now(UTC),
+        max_records=args.max_records,
+        file_encoding=args.file_encoding,
+        line_end=args.line_end,
     )
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2, ensure_ascii=False))

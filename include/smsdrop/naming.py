@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from smsdrop.dropbox import EXTENSIONS, FileKind
 from smsdrop.errors import InvalidName
+from smsdrop.fields import CAMPAIGN_ID, CAMPAIGN_ID_MAX, SERVICE_ID, Field
 
 __all__ = [
     "CAMPAIGN_ID_MAX",
@@ -49,7 +50,6 @@ __all__ = [
 PARIS: Final = ZoneInfo("Europe/Paris")
 
 
-CAMPAIGN_ID_MAX: Final = 20
 #: Upper bound for :func:`chunk_campaign_ids` (keeps the suffix at most 4 digits).
 MAX_CHUNKS: Final = 9999
 #: Length of the base36 digest inserted when a chunked campaign id must be truncated.
@@ -65,19 +65,20 @@ class Part:
     regex: re.Pattern[str] = field(repr=False)
     expected: str
 
+    @classmethod
+    def of(cls, rule: Field) -> Part:
+        """The part a campaign field fills: its rule is the field's (:mod:`smsdrop.fields`)."""
+        return cls(str(rule.part), re.compile(str(rule.pattern)), rule.expected)
+
 
 #: The parts of a name stem, in order. ``[0-9]``/``[A-Za-z0-9]`` rather than ``\\d``/``\\w``:
 #: those accept non-ASCII digits and letters, which the provider does not.
 PARTS: Final[tuple[Part, ...]] = (
     Part("KIND", re.compile("|".join(k.value for k in FileKind)), "one of SEND, ACK, STOP, SMSMO"),
-    Part("SERVICEID", re.compile("[A-Za-z0-9]{5}"), "exactly 5 ASCII letters or digits"),
+    Part.of(SERVICE_ID),
     Part("DATE", re.compile("[0-9]{8}"), "8 digits YYYYMMDD"),
     Part("HOUR", re.compile("[0-9]{4}"), "4 digits HHMM"),
-    Part(
-        "CAMPAIGNID",
-        re.compile(f"[A-Za-z0-9]{{1,{CAMPAIGN_ID_MAX}}}"),
-        f"1 to {CAMPAIGN_ID_MAX} ASCII letters or digits",
-    ),
+    Part.of(CAMPAIGN_ID),
 )
 _PART: Final = {p.label: p for p in PARTS}
 

@@ -1,6 +1,6 @@
 """Nightly campaigns as data: ``include/nightly_campaigns.yaml`` → ``sms_campaign`` runs.
 
-Each entry is an ``sms_campaign`` request (:class:`smsdrop.campaign.Request`) with three
+Each entry is an ``sms_campaign`` request (:class:`smsdrop.spec.CampaignSpec`) with three
 conveniences: ``{date}`` in ``campaign_id`` becomes the night's date (YYYYMMDD), so each
 night is a new campaign; ``send_time`` ("10:00", Paris) becomes ``send_at`` that day (the
 nightly DAG runs after midnight, Paris time: the night of the 26th sends on the 26th); ``days`` (``[mon, tue, …]``, default every day) says which nights it runs;
@@ -12,15 +12,17 @@ any campaign is triggered.
 from __future__ import annotations
 
 import os
+import re
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from smsdrop.campaign import HHMM, Request
 from smsdrop.errors import InputError
+from smsdrop.fields import HHMM
 from smsdrop.naming import PARIS
+from smsdrop.spec import CampaignSpec
 
 NIGHTLY_FILE = Path(__file__).resolve().parents[1] / "nightly_campaigns.yaml"
 #: Another file (tests, a deployment keeping its list elsewhere).
@@ -78,12 +80,10 @@ def runs_for(night: date, path: Path | None = None) -> list[dict[str, Any]]:
         if "send_time" in entry:
             conf["send_at"] = _send_at(night, str(entry["send_time"]), where)
         try:
-            request = Request.from_mapping(conf)
+            spec = CampaignSpec.from_mapping(conf)
         except InputError as error:
             raise InputError(f"{where}: {error}") from None
-        runs.append(
-            {"trigger_run_id": f"nightly__{request.campaign_id}", "conf": request.as_dict()}
-        )
+        runs.append({"trigger_run_id": f"nightly__{spec.campaign_id}", "conf": spec.to_dict()})
     ids = [r["conf"]["campaign_id"] for r in runs]
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
@@ -92,6 +92,6 @@ def runs_for(night: date, path: Path | None = None) -> list[dict[str, Any]]:
 
 
 def _send_at(night: date, hhmm: str, where: str) -> str:
-    if not HHMM.match(hhmm):
+    if not re.fullmatch(HHMM, hhmm):
         raise InputError(f"{where}: send_time must be HH:MM, got {hhmm!r}", field="send_time")
     return datetime.combine(night, time.fromisoformat(hhmm), tzinfo=PARIS).isoformat()

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
@@ -29,18 +29,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from smsdrop import naming, windows
-from smsdrop.audience_files import (
-    AUDIENCE_REQUIRED,
-    DEFAULT_BATCH,
-    read_audience,
-    read_audience_tables,
-)
+from smsdrop.audience_files import DEFAULT_BATCH, read_audience, read_audience_tables
 from smsdrop.csvfile import MAX_RECORDS, SEND_FIELDS, FileManifest, SendFileWriter, open_private
 from smsdrop.errors import InputError, printable
-from smsdrop.gsm import EncodingPolicy
 from smsdrop.msisdn import SUPPORTED_REGIONS
 from smsdrop.optout_files import OptOutList, load_optouts, read_optouts
-from smsdrop.validation import REJECT_COLUMNS, Dedupe, Rules, check_batch
+from smsdrop.validation import REJECT_COLUMNS, Dedupe, check_batch
+
+if TYPE_CHECKING:
+    from smsdrop.spec import CampaignSpec
 
 REJECTS_FILE = "rejects.csv"
 SUMMARY_FILE = "summary.json"
@@ -48,27 +45,6 @@ SUMMARY_FILE = "summary.json"
 MAX_BATCH = 10_000_000
 #: How far ahead a send may be planned: a STOP received until then could not stop it.
 MAX_AHEAD = timedelta(days=366)
-
-
-@dataclass(frozen=True)
-class Campaign:
-    """What a user says about a campaign; everything else is derived."""
-
-    service_id: str
-    campaign_id: str
-    sender: str
-    template: str
-    send_at: datetime | None = None  # aware; None means as soon as allowed
-    default_region: str = "FR"
-    long_sms: bool = False
-    encoding_policy: EncodingPolicy = EncodingPolicy.REJECT
-    file_encoding: str = "utf-8"
-    line_end: str = "crlf"
-    max_records: int = MAX_RECORDS
-    window_end: str | None = None  # "HH:MM" to narrow the French window (e.g. "20:00")
-
-    def rules(self) -> Rules:
-        return Rules(self.encoding_policy, self.long_sms, self.default_region)
 
 
 @dataclass
@@ -216,26 +192,31 @@ def send_window(country: str, window_end: str | None) -> windows.SendWindow | No
 
 def prepare(
     audience: Path,
-    campaign: Campaign,
+    campaign: CampaignSpec,
     out_dir: Path,
     *,
     optouts: pd.Series | OptOutList | None = None,
     batch_size: int = DEFAULT_BATCH,
     now: datetime | None = None,
     timings: dict[str, float] | None = None,
+    max_records: int = MAX_RECORDS,
+    file_encoding: str = "utf-8",
+    line_end: str = "crlf",
     rejects_to: Sequence[RejectsSink] = (),
 ) -> Summary:
     """Prepare a campaign into ``out_dir``: SEND files, ``rejects.csv`` and ``summary.json``.
 
     ``rejects_to`` are sinks that get the rejects too, batch by batch, and are closed once
-    the preparation succeeded (``rejects.csv`` gets them all the same). ``timings``, when
-    given, receives the seconds spent per stage (for the benchmarks).
+    the preparation succeeded (``rejects.csv`` gets them all the same).
+
+    ``max_records``, ``file_encoding`` and ``line_end`` shape the SEND files (an account's
+    or a test's, not the campaign's). ``timings``, when given, receives the seconds spent
+    per stage (for the benchmarks).
     """
     clock = Stopwatch(timings if timings is not None else {})
     # Refuse a bad SERVICEID or CAMPAIGNID before reading a single audience row.
     naming.build_name(naming.FileKind.SEND, campaign.service_id, _utcnow(), campaign.campaign_id)
-    placeholders = template_fields(campaign.template)
-    columns = list(dict.fromkeys([*AUDIENCE_REQUIRED, *placeholders]))
+    columns = campaign.columns()
     if str(campaign.default_region).upper() not in SUPPORTED_REGIONS:
         raise InputError(
             f"unknown region {printable(campaign.default_region)} (an ISO 3166 code, e.g. FR)",
@@ -244,7 +225,7 @@ def prepare(
     if not 1 <= batch_size <= MAX_BATCH:
         raise InputError(f"the batch size must be 1..{MAX_BATCH:,}, not {batch_size}")
     start_at = now or _utcnow()
-    requested = campaign.send_at or start_at
+    requested = campaign.send_time() or start_at
     if requested.tzinfo is None or start_at.tzinfo is None:
         raise InputError("the send time needs a time zone (e.g. 2026-12-01T10:00+01:00)")
     try:
@@ -258,8 +239,8 @@ def prepare(
             field="send_at",
         )
     plan_from = max(requested, start_at)  # a past time plans from now, never in the past
-    if campaign.window_end is not None:
-        send_window("FR", campaign.window_end)  # refuse a widening end before any work
+    if campaign.narrowed_end is not None:
+        send_window("FR", campaign.narrowed_end)  # refuse a widening end before any work
     if isinstance(optouts, OptOutList):
         optout_list, optouts = optouts, optouts.numbers
     else:
@@ -274,9 +255,9 @@ def prepare(
     prepare_folder(out_dir)
     writer = SendFileWriter(
         out_dir,
-        cap=campaign.max_records,
-        encoding=campaign.file_encoding,
-        line_end=campaign.line_end,
+        cap=max_records,
+        encoding=file_encoding,
+        line_end=line_end,
     )
     dedupe = Dedupe(optouts)
     rules = campaign.rules()
@@ -298,7 +279,7 @@ def prepare(
             start = totals["recipients"]
             totals["recipients"] += batch.num_rows
             with clock("render"):
-                message, missing = render_messages(campaign.template, batch)
+                message, missing = render_messages(campaign.message, batch)
             frame = pa.table(
                 {
                     "idremote": batch["idremote"],
@@ -327,7 +308,7 @@ def prepare(
                 _count(kept.column("country"), countries)
                 totals["segments"] += pc.sum(kept.column("segments")).as_py() or 0
         csv_rejects.close()
-        slot = first_allowed_slot(plan_from, list(countries), campaign.window_end)
+        slot = first_allowed_slot(plan_from, list(countries), campaign.narrowed_end)
         ids = {}
 
         def name_for(index: int, count: int) -> str:
@@ -448,7 +429,6 @@ class Stopwatch:
 
 
 __all__ = [
-    "Campaign",
     "CsvRejects",
     "OptOutList",
     "RejectsSink",

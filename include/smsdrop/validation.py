@@ -19,15 +19,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from smsdrop import fields
 from smsdrop.audience_files import as_frame
 from smsdrop.gsm import EncodingPolicy, check_messages
 from smsdrop.msisdn import MsisdnStatus, classify, mask
 from smsdrop.reasons import REASON_FIELD, Reason
 
-#: Field patterns from the spec, as data. Full matches over ASCII only.
+#: The record fields' patterns (the rules are :mod:`smsdrop.fields`'). Full matches.
 FIELD_PATTERNS: dict[str, str] = {
-    "idremote": r"[A-Za-z0-9]{1,40}",
-    "oadc": r"[A-Za-z0-9]{1,11}",
+    "idremote": str(fields.IDREMOTE.pattern),
+    "oadc": str(fields.SENDER.pattern),
 }
 #: A sender that reads as a French mobile number: operators block business SMS from it.
 FRENCH_MOBILE_SENDER = r"(?:\+?33|0)[67][0-9]{8}"

@@ -405,17 +405,15 @@ LATE_DETAIL = "opted out after the file was written, before its upload"
 
 def _prepared_numbers(campaign: dict[str, Any], tmp_path: Path, count: int) -> list[str]:
     """``count`` numbers the campaign's SEND files will hold (prepared as the DAG will)."""
-    from smsdrop.campaign import Request
     from smsdrop.csvfile import read_records
     from smsdrop.prepare import prepare
+    from smsdrop.spec import CampaignSpec
 
     audience = tmp_path / "peek.parquet"
     synthetic.write_audience(campaign["frame"], audience)
-    request = Request.from_mapping(CONF)
+    spec = CampaignSpec.from_mapping(CONF)
     out = tmp_path / "peek"
-    summary = prepare(
-        audience, request.campaign(), out, optouts=pd.Series(sorted(campaign["optouts"]))
-    )
+    summary = prepare(audience, spec, out, optouts=pd.Series(sorted(campaign["optouts"])))
     first = out / summary.files[0]["name"]
     numbers = read_records(first.read_bytes(), first.name).table.column("msisdn").to_pylist()
     return numbers[5 : 5 + count]

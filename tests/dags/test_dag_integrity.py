@@ -106,3 +106,26 @@ def test_sms_reports_is_scheduled_and_updates_the_optouts_asset() -> None:
         "announce_optouts": ["smsdrop://optouts"],
         "check_failures": [],
     }
+
+
+def test_the_campaign_form_is_the_field_table() -> None:
+    """The sms_campaign form is built from smsdrop.fields: the same fields in the same order,
+    with the table's patterns, limits, defaults and descriptions."""
+    os.environ.setdefault("AIRFLOW_HOME", str(ROOT))
+    from airflow.dag_processing.dagbag import DagBag
+
+    from smsdrop import fields
+
+    params = DagBag(dag_folder=str(DAGS / "sms_campaign.py")).dags["sms_campaign"].params
+    assert list(params) == [f.name for f in fields.CAMPAIGN]
+    for rule in fields.CAMPAIGN:
+        param = params.get_param(rule.name).dump()
+        assert param["description"] == rule.description
+        assert param["value"] == (None if rule.nullable else rule.default)
+        schema = param["schema"]
+        if "enum" in schema:
+            assert schema["enum"] == list(rule.offered or rule.choices)
+        elif rule.pattern is not None:
+            assert schema["pattern"] == f"^{rule.pattern}$"
+        if rule.type == "integer":
+            assert (schema["minimum"], schema["maximum"]) == (rule.minimum, rule.maximum)

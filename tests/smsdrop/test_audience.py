@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smsdrop.audience import ALLOW_SELECT_ENV, audience_query, check_select, select_allowed
-from smsdrop.campaign import Request
 from smsdrop.errors import InputError
+from smsdrop.spec import CampaignSpec
 
 GOOD = {
     "campaign_id": "promo1",
@@ -61,7 +61,7 @@ def test_a_hostile_select_is_refused_even_where_selects_are_allowed(text: str) -
 @pytest.mark.parametrize("text", HOSTILE)
 def test_a_request_with_hostile_sql_is_refused_by_default(text: str) -> None:
     with pytest.raises(InputError) as caught:
-        Request.from_mapping({**GOOD, "audience": text})
+        CampaignSpec.from_mapping({**GOOD, "audience": text})
     assert caught.value.field == "audience"
 
 
@@ -87,10 +87,10 @@ def test_the_setting_is_off_by_default_and_read_from_the_environment(monkeypatch
     monkeypatch.delenv(ALLOW_SELECT_ENV, raising=False)
     assert not select_allowed()
     with pytest.raises(InputError, match="free SELECT is off"):
-        Request.from_mapping({**GOOD, "audience": "SELECT idremote, msisdn FROM audience"})
+        CampaignSpec.from_mapping({**GOOD, "audience": "SELECT idremote, msisdn FROM audience"})
     monkeypatch.setenv(ALLOW_SELECT_ENV, "1")
     assert select_allowed()
-    request = Request.from_mapping({**GOOD, "audience": "SELECT * FROM audience"})
+    request = CampaignSpec.from_mapping({**GOOD, "audience": "SELECT * FROM audience"})
     assert request.audience == "SELECT * FROM audience"
 
 

@@ -1,4 +1,4 @@
-"""Campaign requests, audience queries, nightly entries and the data contract (no Airflow)."""
+"""Audience queries, nightly entries and the data contract (no Airflow)."""
 
 from __future__ import annotations
 
@@ -10,50 +10,10 @@ import pytest
 
 from smsdrop import nightly
 from smsdrop.audience import AUDIENCE_SQL_DIR, audience_query
-from smsdrop.campaign import Request
 from smsdrop.contract import check_files
 from smsdrop.csvfile import encode_records
 from smsdrop.errors import InputError
 from smsdrop.validation import Rules
-
-GOOD = {
-    "campaign_id": "spring",
-    "service_id": "12345",
-    "audience": "audience",
-    "message": "Bonjour {first_name}",
-    "sender": "SHOP",
-}
-
-
-def test_a_good_request_is_taken_and_names_its_columns() -> None:
-    request = Request.from_mapping({**GOOD, "send_at": "2026-12-01T10:00"})
-    assert request.columns() == ["idremote", "msisdn", "first_name"]
-    assert request.send_time().utcoffset().total_seconds() == 3600  # naive = Paris (CET)
-    assert Request.from_mapping({**GOOD, "send_at": None}).send_time() is None
-
-
-@pytest.mark.parametrize(
-    ("change", "field"),
-    [
-        ({"campaign_id": "spring-2026"}, "campaign_id"),
-        ({"service_id": "123"}, "service_id"),
-        ({"sender": ""}, "sender"),
-        ({"encoding_policy": "latin1"}, "encoding_policy"),
-        ({"window_end": "8pm"}, "window_end"),
-        ({"send_at": "tomorrow"}, "send_at"),
-        ({"message": "Hi {first name}"}, "MSG"),
-        ({"audience": "../../etc/passwd.sql"}, "audience"),
-    ],
-)
-def test_a_bad_request_names_the_field(change: dict, field: str) -> None:
-    with pytest.raises(InputError) as caught:
-        Request.from_mapping({**GOOD, **change})
-    assert caught.value.field == field, str(caught.value)
-
-
-def test_an_unknown_parameter_is_refused() -> None:
-    with pytest.raises(InputError, match="unknown campaign parameter"):
-        Request.from_mapping({**GOOD, "sendat": "2026-12-01T10:00+01:00"})
 
 
 def test_audience_is_a_table_a_query_file_or_an_allowed_select(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ import pytest
 
 from smsdrop.cli import EXIT_PROBLEMS, EXIT_USAGE, main
 from smsdrop.errors import InputError
-from smsdrop.prepare import Campaign, first_allowed_slot, prepare
+from smsdrop.prepare import first_allowed_slot, prepare
+from tests.campaigns import campaign_spec
 
 SAT_NOON = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -134,7 +135,7 @@ def test_window_country_codes_and_a_narrowed_end(capsys) -> None:
 
 
 def test_window_end_only_narrows_in_the_library_too(tmp_path, audience) -> None:
-    late = Campaign("12345", "p", "Shop", "Hi", window_end="23:00")
+    late = campaign_spec(window_end="23:00")
     with pytest.raises(InputError, match="can only end earlier"):
         prepare(audience, late, tmp_path / "o", now=SAT_NOON)
     # 21:30 Paris with a 21:00 end goes to Monday 08:00 (never 22:30 with a 23:00 end).
@@ -144,19 +145,19 @@ def test_window_end_only_narrows_in_the_library_too(tmp_path, audience) -> None:
 
 def test_batch_size_zero_is_refused_by_the_library(tmp_path, audience) -> None:
     with pytest.raises(InputError, match="batch size"):  # it used to loop forever
-        prepare(audience, Campaign("12345", "p", "Shop", "Hi"), tmp_path / "o", batch_size=0)
+        prepare(audience, campaign_spec(), tmp_path / "o", batch_size=0)
 
 
 def test_a_send_time_in_the_past_plans_from_now(tmp_path, audience) -> None:
     for year in (1, 2020):
-        past = Campaign("12345", "p", "Shop", "Hi", send_at=datetime(year, 1, 1, tzinfo=UTC))
+        past = campaign_spec(send_at=datetime(year, 1, 1, tzinfo=UTC).isoformat())
         summary = prepare(audience, past, tmp_path / f"o{year}", now=SAT_NOON)
         assert summary.send_at == "2026-11-28T13:00:00+01:00" and summary.send_at_moved
         assert summary.requested_send_at.startswith(f"{year:04d}-01-01")
 
 
 def test_a_send_time_years_ahead_is_refused(tmp_path, audience, capsys) -> None:
-    far = Campaign("12345", "p", "Shop", "Hi", send_at=datetime(9999, 12, 31, tzinfo=UTC))
+    far = campaign_spec(send_at=datetime(9999, 12, 31, tzinfo=UTC).isoformat())
     with pytest.raises(InputError, match="more than 366 days ahead"):
         prepare(audience, far, tmp_path / "o", now=SAT_NOON)
     code, _, err = answer(
@@ -169,7 +170,7 @@ def test_a_send_time_years_ahead_is_refused(tmp_path, audience, capsys) -> None:
 
 def test_unknown_region_is_refused_by_the_library(tmp_path, audience) -> None:
     with pytest.raises(InputError, match="unknown region"):
-        prepare(audience, Campaign("12345", "p", "Shop", "Hi", default_region="ZZ"), tmp_path / "o")
+        prepare(audience, campaign_spec(default_region="ZZ"), tmp_path / "o")
 
 
 @pytest.mark.parametrize(

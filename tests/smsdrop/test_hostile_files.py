@@ -22,10 +22,11 @@ from hypothesis import strategies as st
 from smsdrop.cli import main
 from smsdrop.csvfile import read_records
 from smsdrop.errors import InputError
-from smsdrop.prepare import Campaign, load_optouts, prepare, read_audience
+from smsdrop.prepare import load_optouts, prepare, read_audience
+from tests.campaigns import campaign_spec
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # a Saturday, inside the French window
-CAMPAIGN = Campaign("12345", "promo", "Shop", "Bonjour {first_name}")
+CAMPAIGN = campaign_spec(message="Bonjour {first_name}")
 
 
 def run(path: Path, out: Path, **kwargs):

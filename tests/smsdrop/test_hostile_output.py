@@ -17,9 +17,11 @@ from hypothesis import strategies as st
 from smsdrop.csvfile import read_records, structure_fault
 from smsdrop.errors import InputError
 from smsdrop.gsm import EncodingPolicy
-from smsdrop.prepare import Campaign, prepare
+from smsdrop.prepare import prepare
 from smsdrop.sendcheck import check_file
+from smsdrop.spec import CampaignSpec
 from smsdrop.validation import Rules
+from tests.campaigns import campaign_spec
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -31,8 +33,8 @@ def audience(tmp_path: Path, rows: int = 5) -> Path:
     return path
 
 
-def campaign(campaign_id: str = "promo", **changes) -> Campaign:
-    return Campaign("12345", campaign_id, "Shop", "Bonjour {first_name}", **changes)
+def campaign(campaign_id: str = "promo", **changes) -> CampaignSpec:
+    return campaign_spec(campaign_id=campaign_id, message="Bonjour {first_name}", **changes)
 
 
 def mode(path: Path) -> int:
@@ -64,7 +66,7 @@ def test_existing_output_files_become_private(tmp_path) -> None:
 
 def test_a_reused_folder_keeps_no_earlier_send_file(tmp_path) -> None:
     out = tmp_path / "o"
-    first = prepare(audience(tmp_path), campaign("first", max_records=2), out, now=NOW)
+    first = prepare(audience(tmp_path), campaign("first"), out, now=NOW, max_records=2)
     assert len(first.files) == 3
     (out / ".part-00000.partial").write_bytes(b"crash leftovers")
     (out / "notes.txt").write_text("not ours")
@@ -88,10 +90,12 @@ def test_a_bom_is_written_once_per_file_not_once_per_batch(tmp_path, encoding, b
     out = tmp_path / "o"
     summary = prepare(
         audience(tmp_path, rows=7),
-        campaign(file_encoding=encoding, max_records=5, encoding_policy=EncodingPolicy.UCS2),
+        campaign(encoding_policy=EncodingPolicy.UCS2.value),
         out,
         now=NOW,
         batch_size=2,
+        max_records=5,
+        file_encoding=encoding,
     )
     assert [f["rows"] for f in summary.files] == [5, 2]
     for entry in summary.files:
@@ -207,6 +211,6 @@ def test_an_audience_inside_the_output_folder_is_never_cleared(tmp_path) -> None
 def test_more_files_than_names_can_tell_apart_is_refused(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr("smsdrop.csvfile.MAX_FILES", 2)  # 9,999 in truth
     with pytest.raises(InputError, match="more than 2 SEND files at 1 records per file"):
-        prepare(audience(tmp_path, rows=3), campaign(max_records=1), tmp_path / "o", now=NOW)
+        prepare(audience(tmp_path, rows=3), campaign(), tmp_path / "o", now=NOW, max_records=1)
     assert not list((tmp_path / "o").glob("*.partial"))
-    assert prepare(audience(tmp_path, rows=2), campaign(max_records=1), tmp_path / "p", now=NOW)
+    assert prepare(audience(tmp_path, rows=2), campaign(), tmp_path / "p", now=NOW, max_records=1)

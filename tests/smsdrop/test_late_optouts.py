@@ -14,23 +14,24 @@ from smsdrop import synthetic
 from smsdrop.campaign import late_optouts, rows_path, write_row_maps
 from smsdrop.csvfile import read_records
 from smsdrop.msisdn import classify
-from smsdrop.prepare import Campaign, prepare
+from smsdrop.prepare import prepare
+from tests.campaigns import campaign_spec
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-CAMPAIGN = Campaign(
-    "12345", "late", "Shop", 'Hi {first_name}; "{city}"', datetime(2026, 11, 30, 9, tzinfo=UTC)
+CAMPAIGN = campaign_spec(
+    campaign_id="late",
+    message='Hi {first_name}; "{city}"',
+    send_at=datetime(2026, 11, 30, 9, tzinfo=UTC).isoformat(),
 )
 
 
 @pytest.fixture
 def prepared(tmp_path):
     """5,000 people (with faults) prepared into 1,000-record files, with their row maps."""
-    from dataclasses import replace
-
     frame = synthetic.audience(5_000, seed=11)
     synthetic.write_audience(frame, tmp_path / "a.parquet")
     out = tmp_path / "out"
-    summary = prepare(tmp_path / "a.parquet", replace(CAMPAIGN, max_records=1_000), out, now=NOW)
+    summary = prepare(tmp_path / "a.parquet", CAMPAIGN, out, now=NOW, max_records=1_000)
     write_row_maps(out, summary)
     return frame, out, summary
 

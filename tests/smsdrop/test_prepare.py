@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -12,13 +13,14 @@ from smsdrop import naming, synthetic
 from smsdrop.csvfile import read_records
 from smsdrop.errors import InputError
 from smsdrop.gsm import EncodingPolicy
-from smsdrop.prepare import Campaign, first_allowed_slot, read_optouts, render, template_fields
+from smsdrop.prepare import first_allowed_slot, read_optouts, render, template_fields
 from smsdrop.prepare import prepare as _prepare
 from smsdrop.sendcheck import check_file
 from smsdrop.validation import Rules
+from tests.campaigns import campaign_spec
 
 MONDAY_9 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # 10:00 in Paris
-CAMPAIGN = Campaign("12345", "promo", "Shop", "Bonjour {first_name} de {city}", MONDAY_9)
+CAMPAIGN = campaign_spec(message="Bonjour {first_name} de {city}", send_at=MONDAY_9.isoformat())
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # the Saturday before: MONDAY_9 is ahead
 
 
@@ -113,10 +115,10 @@ def test_duplicates_keep_the_first_occurrence_across_batches(tmp_path) -> None:
 
 def test_split_into_files_with_distinct_names(tmp_path) -> None:
     frame = synthetic.audience(2_500, faults=synthetic.Faults(0, 0, 0, 0))
-    campaign = Campaign(
-        **{**CAMPAIGN.__dict__, "max_records": 1_000, "encoding_policy": EncodingPolicy.UCS2}
+    campaign = replace(CAMPAIGN, encoding_policy=EncodingPolicy.UCS2.value)
+    summary = prepare(
+        write(frame, tmp_path / "a.parquet"), campaign, tmp_path / "o", max_records=1_000
     )
-    summary = prepare(write(frame, tmp_path / "a.parquet"), campaign, tmp_path / "o")
     names = [naming.parse_name(f["name"]) for f in summary.files]
     assert [f["rows"] for f in summary.files] == [1_000, 1_000, 500]
     assert len({n.campaign_id for n in names}) == 3
@@ -126,7 +128,7 @@ def test_split_into_files_with_distinct_names(tmp_path) -> None:
 def test_send_time_outside_the_window_moves_to_the_next_allowed_minute(tmp_path) -> None:
     sunday = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
     frame = synthetic.audience(10, faults=synthetic.Faults(0, 0, 0, 0))
-    campaign = Campaign(**{**CAMPAIGN.__dict__, "send_at": sunday})
+    campaign = replace(CAMPAIGN, send_at=sunday.isoformat())
     summary = prepare(write(frame, tmp_path / "a.parquet"), campaign, tmp_path / "o")
     assert summary.send_at == "2026-11-30T08:00:00+01:00"
     assert summary.files[0]["name"] == "SEND-12345-20261130-0800-promo.csv"
@@ -151,7 +153,7 @@ def test_bad_input_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(InputError, match="SERVICEID"):
         prepare(
             tmp_path / "a.csv",
-            Campaign(**{**CAMPAIGN.__dict__, "service_id": "12"}),
+            replace(CAMPAIGN, service_id="12"),
             tmp_path / "o",
         )
     (tmp_path / "b.parquet").write_bytes(b"not parquet")

@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from smsdrop.campaign import AUDIENCE_FILE, Request, extract_audience
+from smsdrop.campaign import AUDIENCE_FILE, extract_audience
 from smsdrop.errors import InputError
+from smsdrop.spec import CampaignSpec
 
 #: Statements the read-only connection itself must refuse (the parser is bypassed here).
 WRITES = [
@@ -85,7 +86,7 @@ def test_duckdb_read_only_reaches_no_file(seeded, open_warehouse, engine, tmp_pa
 
 
 def test_extract_audience_needs_a_read_only_warehouse(seeded, open_warehouse, tmp_path) -> None:
-    request = Request.from_mapping(
+    request = CampaignSpec.from_mapping(
         {
             "campaign_id": "ro1",
             "service_id": "12345",
@@ -99,7 +100,7 @@ def test_extract_audience_needs_a_read_only_warehouse(seeded, open_warehouse, tm
     with open_warehouse(read_only=True) as reader:
         assert extract_audience(reader, request, tmp_path / AUDIENCE_FILE) == 1
     with open_warehouse(read_only=True) as reader, pytest.raises(InputError):
-        hostile = Request.from_mapping({**request.as_dict(), "audience": "sms_optouts"})
+        hostile = CampaignSpec.from_mapping({**request.to_dict(), "audience": "sms_optouts"})
         extract_audience(reader, hostile, tmp_path / "other.parquet")  # lacks the columns
     with open_warehouse() as after:
         assert _tables(after) == seeded

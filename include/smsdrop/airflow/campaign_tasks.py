@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
@@ -23,6 +23,9 @@ from smsdrop.airflow.warehouse import (
 from smsdrop.dropbox import FileState, RemoteState
 from smsdrop.errors import InputError
 
+if TYPE_CHECKING:
+    from smsdrop.spec import CampaignSpec
+
 log = logging.getLogger(__name__)
 
 MTARGET_CONN_ID = "mtarget_default"
@@ -32,13 +35,22 @@ BATCH_ROWS = int(os.environ.get("SMSDROP_BATCH_ROWS", "250000"))
 MAX_RECORDS = int(os.environ.get("SMSDROP_MAX_RECORDS", "1000000"))
 
 
-def _request(values: dict[str, Any]) -> Any:
-    from smsdrop.campaign import Request
+def _checked(params: dict[str, Any]) -> CampaignSpec:
+    """The run's parameters as a campaign spec, every field checked; a refusal fails the
+    run naming the field."""
+    from smsdrop.spec import CampaignSpec
 
     try:
-        return Request.from_mapping(values)
+        return CampaignSpec.from_mapping(params)
     except InputError as error:
         raise AirflowFailException(f"campaign parameters: {error}") from None
+
+
+def _spec(request: dict[str, Any]) -> CampaignSpec:
+    """The spec :func:`start` checked and handed on (XCom), rebuilt without a second check."""
+    from smsdrop.spec import CampaignSpec
+
+    return CampaignSpec.from_dict(request)
 
 
 def _remote_state(conn_id: str):
@@ -64,7 +76,7 @@ def start(
 
     from smsdrop.campaign import Submission, horizon_problem, submission
 
-    request = _request(params)
+    request = _checked(params)
     problem = horizon_problem(request.send_time(), datetime.now(UTC), request.max_days_ahead)
     if problem:
         raise AirflowFailException(problem)
@@ -74,7 +86,7 @@ def start(
         if check.state is Submission.SUBMITTED:
             if request.dry_run:
                 log.warning("%s (dry run: going on, nothing will be uploaded)", check.detail)
-                return request.as_dict()
+                return request.to_dict()
             log.warning("%s", check.detail)
             return False
         if check.state is Submission.STALE and not request.dry_run:
@@ -90,10 +102,10 @@ def start(
             request.campaign_id,
             request.service_id,
             status="dry_run" if request.dry_run else "preparing",
-            parameters=request.as_dict(),
+            parameters=request.to_dict(),
         )
     log.info("campaign %s: %s", request.campaign_id, check.detail)
-    return request.as_dict()
+    return request.to_dict()
 
 
 def _planned_by(warehouse: Any, campaign_id: str) -> str | None:
@@ -117,7 +129,7 @@ def extract(request: dict[str, Any], run_id: str) -> dict[str, Any]:
     from smsdrop.audience import audience_query
     from smsdrop.campaign import AUDIENCE_FILE, extract_audience
 
-    req = _request(request)
+    req = _spec(request)
     try:  # checked in the warehouse's own dialect before any connection is opened
         audience_query(req.audience, dialect=warehouse_dialect(WAREHOUSE_CONN_ID))
     except InputError as error:
@@ -139,7 +151,7 @@ def prepare(request: dict[str, Any], extracted: dict[str, Any]) -> dict[str, Any
     """Validate, drop opt-outs and duplicates, plan the slot, write the SEND files."""
     from smsdrop.campaign import AUDIENCE_FILE, prepare_staged, summary_lines
 
-    req = _request(request)
+    req = _spec(request)
     folder = staging.ObjectStoragePath(extracted["staging"])
     with staging.working_dir(folder, fetch=True) as local:
         try:
@@ -180,7 +192,7 @@ def contract(request: dict[str, Any], files: list[dict[str, Any]]) -> dict[str, 
 
     from smsdrop.contract import check_files
 
-    req = _request(request)
+    req = _spec(request)
     if not files:
         log.info("no SEND file: nothing to check")
         return {"success": True, "files": 0, "rows": 0, "expectations": []}
@@ -188,7 +200,7 @@ def contract(request: dict[str, Any], files: list[dict[str, Any]]) -> dict[str, 
         optouts = warehouse.optout_numbers()
     with ExitStack() as stack:
         paths = [stack.enter_context(staging.local_file(f["local_path"])) for f in files]
-        result = check_files(paths, req.campaign().rules(), optouts)
+        result = check_files(paths, req.rules(), optouts)
     for item in result.expectations:
         log.info(
             "contract %s %s(%s): %s, %d unexpected of %d",
@@ -215,7 +227,7 @@ def record_names(
 
     from smsdrop.campaign import upload_time
 
-    req = _request(request)
+    req = _spec(request)
     files = prepared["files"]
     summary = prepared["summary"]
     if req.dry_run:
@@ -253,7 +265,7 @@ def record_names(
             req.campaign_id,
             req.service_id,
             status="planned",
-            parameters={**req.as_dict(), "planned_by": run_id},
+            parameters={**req.to_dict(), "planned_by": run_id},
         )
     upload_at = upload_time(datetime.fromisoformat(summary["send_at"]), req.upload_lead_minutes)
     if ti is not None:
@@ -307,10 +319,10 @@ def before_upload(context: Any) -> None:
     fence(context)
     task = context["task"]
     name = task.remote_name or staging.ObjectStoragePath(str(task.local_path)).name
-    guard_optouts(task, name, _request(dict(context["params"])))
+    guard_optouts(task, name, _checked(dict(context["params"])))
 
 
-def guard_optouts(task: Any, name: str, req: Any) -> None:
+def guard_optouts(task: Any, name: str, req: CampaignSpec) -> None:
     """Right before the upload: load the opt-outs the provider published since the last
     load, and remove from the file any number they hold (docs/PROTOCOL.md, "The opt-out
     guarantee").
@@ -402,7 +414,7 @@ def record_outcome(
 
     if not request or not files:
         raise AirflowSkipException("nothing was planned for upload")
-    req = _request(request)
+    req = _spec(request)
     hook = MTargetHook(mtarget_conn_id)
     states: dict[str, str] = {}
     with hook.get_managed_conn(), warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
@@ -437,7 +449,7 @@ def load_acks(
     from smsdrop.naming import FileKind, parse_name
     from smsdrop.reports import parse_ack_tolerant
 
-    req = _request(request)
+    req = _spec(request)
     hook = MTargetHook(mtarget_conn_id)
     counts = {"files": 0, "rows": 0, "new": 0, "quarantined": 0}
     with hook.get_managed_conn():

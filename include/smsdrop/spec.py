@@ -1,0 +1,113 @@
+"""A campaign as it was asked for, checked once and carried whole: :class:`CampaignSpec`.
+
+Every request (the DAG's form, a nightly entry, the CLI's arguments) becomes one spec. The
+DAG's first task checks it (:meth:`CampaignSpec.from_mapping`) and hands
+:meth:`~CampaignSpec.to_dict` on through XCom; the later tasks rebuild it with
+:meth:`~CampaignSpec.from_dict`, which trusts what was checked. What the preparation and
+the record checks need (the send time, the window end, the audience columns, the
+:class:`~smsdrop.validation.Rules`) is derived here, so a campaign has no second shape.
+The rule of each field is data, in :mod:`smsdrop.fields`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from smsdrop import fields
+from smsdrop.audience import audience_query
+from smsdrop.audience_files import AUDIENCE_REQUIRED
+from smsdrop.errors import InputError
+from smsdrop.gsm import EncodingPolicy
+from smsdrop.naming import PARIS
+from smsdrop.prepare import template_fields
+from smsdrop.validation import Rules
+
+_DEFAULT = {f.name: f.default for f in fields.CAMPAIGN}
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """One campaign. :meth:`from_mapping` checks every field; the constructor checks none
+    (it serves data checked already, and the CLI, whose arguments ``prepare`` checks)."""
+
+    campaign_id: str
+    service_id: str
+    audience: str  # a table or a .sql file of include/sql/audience/ (see smsdrop.audience)
+    message: str  # template with {column} placeholders
+    sender: str
+    send_at: str = _DEFAULT["send_at"]  # ISO 8601; no offset = Paris; empty = when allowed
+    long_sms: bool = _DEFAULT["long_sms"]
+    encoding_policy: str = _DEFAULT["encoding_policy"]
+    window_end: str = _DEFAULT["window_end"]
+    default_region: str = _DEFAULT["default_region"]
+    dry_run: bool = _DEFAULT["dry_run"]
+    upload_lead_minutes: int = _DEFAULT["upload_lead_minutes"]  # upload this long before
+    max_days_ahead: int = _DEFAULT["max_days_ahead"]  # the furthest slot a run may plan
+    optout_max_age_minutes: int = _DEFAULT["optout_max_age_minutes"]  # oldest list usable
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> CampaignSpec:
+        """Build and check a spec from what a user gave: unknown keys are refused (a typo is
+        not a default), ``None`` stands for the default, text is trimmed."""
+        unknown = sorted(set(values) - set(fields.BY_NAME))
+        if unknown:
+            raise InputError(f"unknown campaign parameter(s): {', '.join(unknown)}")
+        given = {k: v for k, v in values.items() if v is not None}
+        for field in fields.CAMPAIGN:
+            if field.required and not str(given.get(field.name, "")).strip():
+                raise InputError("is required", field=field.name)
+        spec = cls(**{k: (v.strip() if isinstance(v, str) else v) for k, v in given.items()})
+        spec.check()
+        return spec
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CampaignSpec:
+        """The spec :meth:`to_dict` gave, not checked again: it was, once."""
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON values: for XCom, a run's conf and the warehouse's record."""
+        return asdict(self)
+
+    def check(self) -> None:
+        """Refuse the first field that breaks its rule, naming the field."""
+        for field in fields.CAMPAIGN:
+            problem = field.problem(getattr(self, field.name))
+            if problem:
+                raise InputError(problem, field=field.name)
+        self.placeholders()
+        self.send_time()
+        audience_query(self.audience)
+
+    def send_time(self) -> datetime | None:
+        """The requested send time (aware), or None for as soon as allowed."""
+        if not self.send_at:
+            return None
+        try:
+            when = datetime.fromisoformat(self.send_at)
+        except ValueError:
+            raise InputError(
+                f"not an ISO 8601 date-time: {self.send_at!r}", field="send_at"
+            ) from None
+        return when if when.tzinfo else when.replace(tzinfo=PARIS)
+
+    @property
+    def narrowed_end(self) -> str | None:
+        """The window end ("HH:MM") when it narrows the destinations' own windows; None for
+        the default, which leaves every country to its own rules."""
+        return None if self.window_end == fields.WINDOW_END.default else self.window_end
+
+    def placeholders(self) -> list[str]:
+        """The ``{column}`` placeholders of the message."""
+        return template_fields(self.message)
+
+    def columns(self) -> list[str]:
+        """The audience columns the campaign reads."""
+        return list(dict.fromkeys([*AUDIENCE_REQUIRED, *self.placeholders()]))
+
+    def rules(self) -> Rules:
+        """The campaign's options that change what a valid record is."""
+        return Rules(EncodingPolicy(self.encoding_policy), self.long_sms, self.default_region)
