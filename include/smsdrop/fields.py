@@ -4,7 +4,7 @@ One table (:data:`CAMPAIGN`) says what a campaign request may hold. Everything t
 or shows a field reads it from here: the campaign spec's checks (:mod:`smsdrop.spec`), the
 SERVICEID and CAMPAIGNID parts of a file name (:data:`smsdrop.naming.PARTS`), the OADC and
 IDREMOTE rules of a SEND record (:data:`smsdrop.validation.FIELD_PATTERNS`) and the
-``sms_campaign`` DAG's form, whose ``Param`` s are built from :meth:`Field.param_schema`.
+``sms_campaign`` DAG's form, whose Params are built from :meth:`Field.param_schema`.
 A new campaign field is a row here and its attribute on the spec (a test holds the two
 equal).
 
@@ -94,10 +94,10 @@ class Field:
             schema["enum"] = list(self.offered or self.choices)
         else:
             schema["type"] = ["null", self.type] if self.nullable else self.type
-        if self.pattern is not None and "enum" not in schema:
-            schema["pattern"] = f"^{self.pattern}$"
-        elif self.required:
-            schema["minLength"] = 1
+            if self.pattern is not None:  # every pattern refuses the empty value
+                schema["pattern"] = f"^{self.pattern}$"
+            elif self.required:
+                schema["minLength"] = 1
         if self.minimum is not None:
             schema["minimum"] = self.minimum
         if self.maximum is not None:
