@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from smsdrop.csvfile import quote_field
+from smsdrop.csvfile import CRLF, DELIMITER, quote_field
 from smsdrop.sandbox.config import STATUSES
 from smsdrop.sandbox.events import stamp
 from smsdrop.sandbox.sending import CODE, OUTCOMES, Plan
@@ -67,8 +67,8 @@ def ack_bytes(
         _STATUS_NAMES.take(index),
         quote_field(ackoperator),
     ]
-    records = pc.binary_join_element_wise(*columns, _s(";"))
-    return _bytes_of(pc.binary_join_element_wise(records, _s("\r\n"), _s("")))
+    records = pc.binary_join_element_wise(*columns, _s(DELIMITER))
+    return _bytes_of(pc.binary_join_element_wise(records, _s(CRLF), _s("")))
 
 
 def status_counts(codes: np.ndarray) -> dict[str, int]:
