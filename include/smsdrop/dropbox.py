@@ -64,7 +64,7 @@ class FileKind(StrEnum):
 #: What the provider writes back to ``Report/``, one file of each per SEND file.
 REPORT_KINDS: Final = (FileKind.ACK, FileKind.STOP, FileKind.SMSMO)
 #: Reports the provider appends to in real time (read from a byte offset, never "complete"),
-#: STOP first: an opt-out must be loaded before anything else. The ACK is written once, whole.
+#: STOP first: they are what the suppression list is made of. The ACK comes once, whole.
 GROWING_REPORTS: Final = (FileKind.STOP, FileKind.SMSMO)
 
 
