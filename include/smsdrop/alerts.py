@@ -51,58 +51,48 @@ class Alert:
         }
 
 
-def _subject(level: Level, campaign_id: str, what: str) -> str:
+def _alert(
+    kind: str,
+    level: Level,
+    campaign_id: str,
+    what: str,
+    lines: tuple[str, ...],
+    figures: Mapping[str, Any] | None = None,
+) -> Alert:
+    """An alert whose subject says its level, its campaign and ``what`` happened."""
     mark = "FAILED" if level is Level.FAILURE else "ok"
-    return f"[smsdrop {mark}] campaign {campaign_id}: {what}"
+    subject = f"[smsdrop {mark}] campaign {campaign_id}: {what}"
+    return Alert(kind, level, campaign_id, subject, lines, dict(figures or {}))
 
 
 def accepted(campaign_id: str, send_file: str, records: int) -> Alert:
     """The provider accepted a SEND file (``.done``)."""
-    return Alert(
-        "accepted",
-        Level.INFO,
-        campaign_id,
-        _subject(Level.INFO, campaign_id, f"{send_file} accepted"),
-        (f"The provider accepted {send_file} ({records:,} SMS).",),
-        {"send_file": send_file, "records": records},
-    )
+    line = f"The provider accepted {send_file} ({records:,} SMS)."
+    figures = {"send_file": send_file, "records": records}
+    return _alert("accepted", Level.INFO, campaign_id, f"{send_file} accepted", (line,), figures)
 
 
 def started(campaign_id: str, programmed: int, files: int, send_at: str) -> Alert:
     """Every file is accepted: the campaign is programmed."""
-    return Alert(
-        "started",
-        Level.INFO,
-        campaign_id,
-        _subject(Level.INFO, campaign_id, f"{programmed:,} SMS programmed"),
-        (f"{programmed:,} SMS in {files} file(s) are programmed for {send_at}.",),
-        {"programmed": programmed, "files": files, "send_at": send_at},
-    )
+    line = f"{programmed:,} SMS in {files} file(s) are programmed for {send_at}."
+    figures = {"programmed": programmed, "files": files, "send_at": send_at}
+    what = f"{programmed:,} SMS programmed"
+    return _alert("started", Level.INFO, campaign_id, what, (line,), figures)
 
 
 def rejected(campaign_id: str, send_file: str) -> Alert:
-    return Alert(
-        "rejected",
-        Level.FAILURE,
-        campaign_id,
-        _subject(Level.FAILURE, campaign_id, f"{send_file} rejected by the provider"),
-        (
-            f"The provider renamed {send_file} to .reject: none of its SMS will be sent.",
-            "Check the file with `smsdrop check`, fix the audience and trigger a new campaign.",
-        ),
-        {"send_file": send_file},
+    lines = (
+        f"The provider renamed {send_file} to .reject: none of its SMS will be sent.",
+        "Check the file with `smsdrop check`, fix the audience and trigger a new campaign.",
     )
+    what = f"{send_file} rejected by the provider"
+    return _alert("rejected", Level.FAILURE, campaign_id, what, lines, {"send_file": send_file})
 
 
 def failure(campaign_id: str, kind: str, what: str, detail: str) -> Alert:
     """A stop before anything was sent: contract failure, budget stop, stale opt-outs…"""
-    return Alert(
-        kind,
-        Level.FAILURE,
-        campaign_id,
-        _subject(Level.FAILURE, campaign_id, what),
-        (detail, "Nothing was uploaded for this campaign."),
-    )
+    lines = (detail, "Nothing was uploaded for this campaign.")
+    return _alert(kind, Level.FAILURE, campaign_id, what, lines)
 
 
 @dataclass(frozen=True)
@@ -164,17 +154,7 @@ def ack_alerts(campaign_id: str, stats: Mapping[str, Any], limits: Thresholds) -
             continue
         if (value < limit) if side == "below" else (value > limit):
             what = f"{name.replace('_', ' ')} {value:.1%} {side} {limit:.1%}"
-            alerts.append(
-                Alert(
-                    name,
-                    Level.FAILURE,
-                    campaign_id,
-                    _subject(Level.FAILURE, campaign_id, what),
-                    (
-                        f"{meaning}: {value:.1%} (threshold {limit:.1%}).",
-                        _counts(figures),
-                    ),
-                    {**figures, name: round(value, 4), "threshold": limit},
-                )
-            )
+            lines = (f"{meaning}: {value:.1%} (threshold {limit:.1%}).", _counts(figures))
+            numbers = {**figures, name: round(value, 4), "threshold": limit}
+            alerts.append(_alert(name, Level.FAILURE, campaign_id, what, lines, numbers))
     return alerts
