@@ -95,9 +95,11 @@ def test_replies_and_optouts_loaded_incrementally_and_idempotently(
     sandbox.reply(numbers[2], CHATTY)
     dag = _load_dag()
     started = time.time()
+    sessions = len(sandbox.events("connection_accepted"))
 
     run = run_dag(dag)
     assert str(run.state) == "success", task_states(run)
+    assert len(sandbox.events("connection_accepted")) == sessions + 1  # one for every report
     counts = xcom(run, "load_reply_reports")
     assert counts == {
         "files": 2,
