@@ -1,4 +1,4 @@
-"""What the engine keeps about work in flight: each accepted campaign, the files' ages.
+"""What the engine keeps about work in flight: each accepted file, the files' ages.
 
 Both are saved in the snapshot (:mod:`smsdrop.sandbox.state`) so a restart resumes them.
 """
