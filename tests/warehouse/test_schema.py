@@ -26,7 +26,7 @@ TABLES = {
 }
 VIEWS = {
     "sms_delivery_outcomes",
-    "sms_delivery_counts",
+    "sms_delivery_flags",
     "sms_campaign_stats",
     "sms_campaign_stop_numbers",
     "sms_campaign_stats_by_operator",
@@ -48,7 +48,7 @@ def test_dialects_share_the_ddl_where_they_agree() -> None:
     shared = [
         "004_network.sql",
         "005_report_quarantine.sql",
-        "006_delivery_counts.sql",
+        "006_delivery_flags.sql",
         "007_send_history.sql",
         "008_campaign_costs.sql",
     ]
@@ -122,9 +122,9 @@ def test_network_migration_upgrades_a_warehouse_with_data(open_warehouse, tmp_pa
         assert list(outcomes.columns[-3:]) == ["outcome", "billed", "network"]
 
 
-def test_delivery_counts_migration_keeps_every_figure(open_warehouse, tmp_path) -> None:
-    """006 on a warehouse at 005 holding a campaign: the three stats views, now reading
-    sms_delivery_counts, give the same rows, columns and types as the views of 002/004."""
+def test_delivery_flags_migration_keeps_every_figure(open_warehouse, tmp_path) -> None:
+    """006 on a warehouse at 005 holding a campaign: the three stats views (the two
+    breakdowns now add up sms_delivery_flags) give the same rows, columns and types."""
     from reportdata import ACK, SEND, SMSMO, ack_frame, replies_frame
 
     sql_dir = tmp_path / "sql"
@@ -147,7 +147,7 @@ def test_delivery_counts_migration_keeps_every_figure(open_warehouse, tmp_path) 
         wh.load_acks(ack_frame(), ACK)
         wh.load_replies(replies_frame(), SMSMO)
         before = figures(wh)
-        shutil.copy(SQL_DIR / "006_delivery_counts.sql", sql_dir)
+        shutil.copy(SQL_DIR / "006_delivery_flags.sql", sql_dir)
         assert wh.migrate() == [6]
         after = figures(wh)
         for view in views:  # NULLs compare equal here, and the dtypes are checked too
