@@ -56,7 +56,9 @@ def test_network_names_examples() -> None:
 
 @pytest.mark.slow
 def test_network_names_on_a_million_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Whole-array lookups: a million classified numbers well under a second."""
+    """Whole-array lookups: a million numbers at least 10× faster than phonenumbers per
+    row, timed on a sample in the same test (a ratio, not a wall-clock limit: the machine
+    may be busy)."""
     rng = np.random.default_rng(SEED)
     ranges = (("+336", 10**7, 0.5), ("+337", 10**7, 0.2), ("+447", 10**8, 0.2), ("+1", 10**9, 0.1))
     numbers = pd.Series(
@@ -70,6 +72,11 @@ def test_network_names_on_a_million_numbers(monkeypatch: pytest.MonkeyPatch) -> 
     )
     status = classify(numbers)["status"]
     network_names(numbers[:10], status[:10])  # the tables are built once, here
+    sample = numbers[:: len(numbers) // 2000].tolist()
+    started = time.perf_counter()
+    for number in sample:
+        carrier.name_for_number(phonenumbers.parse(number), "en")
+    per_row = (time.perf_counter() - started) / len(sample) * len(numbers)
 
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("phonenumbers called per row")
@@ -82,4 +89,4 @@ def test_network_names_on_a_million_numbers(monkeypatch: pytest.MonkeyPatch) -> 
         got = network_names(numbers, status)
         timings.append(time.perf_counter() - started)
     assert len(got) == 1_000_000 and got.notna().sum() > 500_000
-    assert min(timings) < 0.5
+    assert per_row / min(timings) >= 10, (per_row, timings)
