@@ -315,11 +315,11 @@ def fence(context: Any) -> None:
 
 def before_upload(context: Any) -> None:
     """The upload's ``pre_execute``: the :func:`fence` (and slot check), then
-    :func:`guard_optouts`."""
+    :func:`guard_optouts` with the spec :func:`start` checked."""
     fence(context)
     task = context["task"]
     name = task.remote_name or staging.ObjectStoragePath(str(task.local_path)).name
-    guard_optouts(task, name, _checked(dict(context["params"])))
+    guard_optouts(task, name, _spec(context["ti"].xcom_pull(task_ids="start")))
 
 
 def guard_optouts(task: Any, name: str, req: CampaignSpec) -> None:
