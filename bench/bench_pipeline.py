@@ -192,8 +192,8 @@ def pipeline(db: Path, staging: Path, conn_id: str, scratch: Path, workers: int)
     start = time.perf_counter()
     from smsdrop.airflow.hooks import MTargetHook  # noqa: F401  (the upload task's import)
     from smsdrop.campaign import AUDIENCE_FILE, extract_audience, prepare_staged
-    from smsdrop.contract import check_files
     from smsdrop.spec import CampaignSpec
+    from smsdrop.upload_contract import check_files
     from smsdrop.warehouse import DuckDBWarehouse
 
     imports = time.perf_counter() - start

@@ -226,8 +226,8 @@ def _segments(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from smsdrop.gsm import EncodingPolicy
-    from smsdrop.sendcheck import check_file
-    from smsdrop.validation import Rules
+    from smsdrop.intake_check import check_file
+    from smsdrop.record_rules import Rules
 
     rules = Rules(EncodingPolicy(args.encoding_policy), args.long_sms, args.default_region, True)
     reports = [

@@ -3,7 +3,7 @@
 One table (:data:`CAMPAIGN`) says what a campaign request may hold. Everything that checks
 or shows a field reads it from here: the campaign spec's checks (:mod:`smsdrop.spec`), the
 SERVICEID and CAMPAIGNID parts of a file name (:data:`smsdrop.naming.PARTS`), the OADC and
-IDREMOTE rules of a SEND record (:data:`smsdrop.validation.FIELD_PATTERNS`) and the
+IDREMOTE rules of a SEND record (:data:`smsdrop.record_rules.FIELD_PATTERNS`) and the
 ``sms_campaign`` DAG's form, whose Params are built from :meth:`Field.param_schema`.
 A new campaign field is a row here and its attribute on the spec (a test holds the two
 equal).

@@ -1,7 +1,7 @@
 """Campaign preparation without Airflow: audience in, SEND files, rejects and a summary out.
 
 The audience streams through in batches (memory follows the batch, not the audience):
-render the message template, validate and normalise (:mod:`smsdrop.validation`), drop
+render the message template, validate and normalise (:mod:`smsdrop.record_rules`), drop
 opted-out and duplicate numbers campaign-wide, and write ≤1,000,000-record SEND files.
 Every audience row ends in a SEND file or in the rejects with a reason code: ``rejects.csv``
 and any other :class:`RejectsSink` given (the DAG's: the warehouse). A batch stays a
@@ -34,7 +34,7 @@ from smsdrop.csvfile import MAX_RECORDS, SEND_FIELDS, FileManifest, SendFileWrit
 from smsdrop.errors import InputError, printable
 from smsdrop.msisdn import SUPPORTED_REGIONS
 from smsdrop.optout_files import OptOutList, load_optouts, read_optouts
-from smsdrop.validation import REJECT_COLUMNS, Dedupe, check_batch
+from smsdrop.record_rules import REJECT_COLUMNS, Dedupe, check_batch
 
 if TYPE_CHECKING:
     from smsdrop.spec import CampaignSpec

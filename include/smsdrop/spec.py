@@ -5,7 +5,7 @@ DAG's first task checks it (:meth:`CampaignSpec.from_mapping`) and hands
 :meth:`~CampaignSpec.to_dict` on through XCom; the later tasks rebuild it with
 :meth:`~CampaignSpec.from_dict`, which trusts what was checked. What the preparation and
 the record checks need (the send time, the window end, the audience columns, the
-:class:`~smsdrop.validation.Rules`) is derived here, so a campaign has no second shape.
+:class:`~smsdrop.record_rules.Rules`) is derived here, so a campaign has no second shape.
 The rule of each field is data, in :mod:`smsdrop.fields`.
 """
 
@@ -23,7 +23,7 @@ from smsdrop.errors import InputError
 from smsdrop.gsm import EncodingPolicy
 from smsdrop.naming import PARIS
 from smsdrop.prepare import template_fields
-from smsdrop.validation import Rules
+from smsdrop.record_rules import Rules
 
 _DEFAULT = {f.name: f.default for f in fields.CAMPAIGN}
 

@@ -10,10 +10,10 @@ import pytest
 
 from smsdrop import nightly
 from smsdrop.audience import AUDIENCE_SQL_DIR, audience_query
-from smsdrop.contract import check_files
 from smsdrop.csvfile import encode_records
 from smsdrop.errors import InputError
-from smsdrop.validation import Rules
+from smsdrop.record_rules import Rules
+from smsdrop.upload_contract import check_files
 
 
 def test_audience_is_a_table_a_query_file_or_an_allowed_select(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smsdrop.validation import Dedupe
+from smsdrop.record_rules import Dedupe
 
 NUMBERS = st.integers(0, 30).map(lambda i: f"+336{12345600 + i:08d}")
 

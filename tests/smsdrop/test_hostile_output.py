@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from smsdrop.csvfile import read_records, structure_fault
 from smsdrop.errors import InputError
 from smsdrop.gsm import EncodingPolicy
+from smsdrop.intake_check import check_file
 from smsdrop.prepare import prepare
-from smsdrop.sendcheck import check_file
+from smsdrop.record_rules import Rules
 from smsdrop.spec import CampaignSpec
-from smsdrop.validation import Rules
 from tests.campaigns import campaign_spec
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

@@ -13,10 +13,10 @@ from smsdrop import naming, synthetic
 from smsdrop.csvfile import read_records
 from smsdrop.errors import InputError
 from smsdrop.gsm import EncodingPolicy
+from smsdrop.intake_check import check_file
 from smsdrop.prepare import first_allowed_slot, read_optouts, render, template_fields
 from smsdrop.prepare import prepare as _prepare
-from smsdrop.sendcheck import check_file
-from smsdrop.validation import Rules
+from smsdrop.record_rules import Rules
 from tests.campaigns import campaign_spec
 
 MONDAY_9 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # 10:00 in Paris

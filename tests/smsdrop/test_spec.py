@@ -12,8 +12,8 @@ import pytest
 from smsdrop import fields, naming
 from smsdrop.errors import InputError
 from smsdrop.gsm import EncodingPolicy
+from smsdrop.record_rules import FIELD_PATTERNS, Rules
 from smsdrop.spec import CampaignSpec
-from smsdrop.validation import FIELD_PATTERNS, Rules
 
 GOOD = {
     "campaign_id": "spring",

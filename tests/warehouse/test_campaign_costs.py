@@ -25,9 +25,7 @@ def test_the_cost_of_what_was_sent_uses_the_campaigns_prices(warehouse) -> None:
 
 def test_a_country_without_its_own_price_takes_the_default(warehouse) -> None:
     warehouse.record_campaign("promo", "12345", status="submitted")
-    warehouse.record_campaign_prices(
-        "promo", PriceList("EUR", {"FR": Decimal("0.05")}, Decimal(1))
-    )
+    warehouse.record_campaign_prices("promo", PriceList("EUR", {"FR": Decimal("0.05")}, Decimal(1)))
     warehouse.record_file_state(SEND, "done", campaign_id="promo", row_count=10)
     warehouse.load_acks(ack_frame(), ACK)
     assert warehouse.sent_cost("promo") == {"BE": Decimal(2), "FR": Decimal("0.30")}

@@ -24,8 +24,8 @@ from reportdata import (
 )
 
 from smsdrop.prepare import Summary
+from smsdrop.record_rules import REJECT_COLUMNS, Rules, validate
 from smsdrop.reports import parse_ack, parse_replies, parse_replies_from, write_ack_line
-from smsdrop.validation import REJECT_COLUMNS, Rules, validate
 from smsdrop.warehouse import OPTOUT_KEYWORDS, optout_keyword
 
 

@@ -2,7 +2,7 @@
 
 Each function is one task: it takes small values (the request, paths, names) and returns
 small values for XCom — never rows. The domain work is in :mod:`smsdrop.campaign`,
-:mod:`smsdrop.prepare` and :mod:`smsdrop.contract`; this module adds the connections,
+:mod:`smsdrop.prepare` and :mod:`smsdrop.upload_contract`; this module adds the connections,
 the staging area, the logs and Airflow's ways of ending a task.
 """
 
@@ -190,7 +190,7 @@ def contract(request: dict[str, Any], files: list[dict[str, Any]]) -> dict[str, 
     now; fails the run (no retry) when the files break it."""
     from contextlib import ExitStack
 
-    from smsdrop.contract import check_files
+    from smsdrop.upload_contract import check_files
 
     req = _spec(request)
     if not files:

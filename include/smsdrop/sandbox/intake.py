@@ -34,15 +34,15 @@ from smsdrop import naming
 from smsdrop.dropbox import RemoteState, state_file, stem_of
 from smsdrop.errors import InputError
 from smsdrop.gsm import EncodingPolicy
+from smsdrop.intake_check import Problem, check_file
 from smsdrop.reasons import Reason
+from smsdrop.record_rules import Rules
 from smsdrop.sandbox.clock import SimClock
 from smsdrop.sandbox.config import SandboxConfig
 from smsdrop.sandbox.engine import Engine, FileAges
 from smsdrop.sandbox.events import EventLog, iter_events
 from smsdrop.sandbox.layout import Layout
 from smsdrop.sandbox.sending import build_plan
-from smsdrop.sendcheck import Problem, check_file
-from smsdrop.validation import Rules
 
 __all__ = ["PROVIDER_TOLERATES", "Intake", "OpenFiles"]
 

@@ -319,7 +319,7 @@ class Warehouse(SendHistory, CampaignCosts, ABC):
         return pd.Series(pd.array(column, dtype="string[pyarrow]"), name="msisdn")
 
     def save_rejects(self, campaign_id: str, rejects: pd.DataFrame) -> LoadResult:
-        """Store a campaign's rejected rows (:data:`smsdrop.validation.REJECT_COLUMNS`),
+        """Store a campaign's rejected rows (:data:`smsdrop.record_rules.REJECT_COLUMNS`),
         keyed by (campaign, source row); the MSISDN is stored masked, whatever is given."""
         data = frames.rejects_table(campaign_id, rejects)
         with self.transaction():

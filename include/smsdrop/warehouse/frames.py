@@ -266,7 +266,7 @@ def optouts_table(
 
 
 def rejects_table(campaign_id: str, rejects: pd.DataFrame) -> pa.Table:
-    """A rejects frame (:data:`smsdrop.validation.REJECT_COLUMNS`) → ``sms_rejected_rows``.
+    """A rejects frame (:data:`smsdrop.record_rules.REJECT_COLUMNS`) → ``sms_rejected_rows``.
 
     The MSISDN must be masked already; a value that still looks like a whole number is
     masked here, anything else unrecognised becomes ``***``: no full number is ever stored.

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from smsdrop.csvfile import read_records
 from smsdrop.gsm import MAX_LONG_SEGMENTS, EncodingPolicy, check_messages
-from smsdrop.validation import FIELD_PATTERNS, Rules, to_int64
+from smsdrop.record_rules import FIELD_PATTERNS, Rules, to_int64
 
 #: E.164 as the provider wants it in a SEND file.
 E164 = r"^\+[1-9][0-9]{6,14}$"

@@ -19,7 +19,7 @@ from smsdrop import naming
 from smsdrop.csvfile import MAX_RECORDS, SEND_FIELDS, CsvStructureError, read_records
 from smsdrop.errors import InputError
 from smsdrop.reasons import Reason
-from smsdrop.validation import Dedupe, Rules, validate
+from smsdrop.record_rules import Dedupe, Rules, validate
 
 #: Extensions a SEND file may carry when a user checks it (the provider takes .csv).
 CHECKABLE_EXTENSIONS = ("csv", "tmp")
