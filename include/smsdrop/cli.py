@@ -16,15 +16,13 @@ from datetime import UTC, datetime, time
 from pathlib import Path
 
 from smsdrop.argtypes import aware_datetime, time_of_day
+from smsdrop.dropbox import MAX_RECORDS
 from smsdrop.errors import InputError, SmsdropError, printable
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 MAX_BATCH = 10_000_000
-#: The spec's cap on the records of one SEND file (as smsdrop.csvfile.MAX_RECORDS, which
-#: imports pyarrow: the parser is built without it).
-MAX_RECORDS = 1_000_000
 
 
 def bounded_int(low: int, high: int) -> Callable[[str], int]:

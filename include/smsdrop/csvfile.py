@@ -28,13 +28,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from smsdrop.dropbox import MAX_RECORDS
 from smsdrop.errors import InputError
 from smsdrop.naming import MAX_CHUNKS
 
 #: Field order of a SEND record, as the spec gives it.
 SEND_FIELDS: tuple[str, ...] = ("idremote", "msisdn", "oadc", "msg")
-#: The provider's limit on records per file.
-MAX_RECORDS = 1_000_000
 #: Files one campaign may be split into: the chunked campaign ids' limit.
 MAX_FILES = MAX_CHUNKS
 LINE_ENDS: dict[str, str] = {"crlf": "\r\n", "lf": "\n"}

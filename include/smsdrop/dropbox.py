@@ -4,6 +4,7 @@ One home for what the provider's SFTP protocol says about files (docs/PROTOCOL.m
 spec in ``shared/spec/mtarget-sftp.md``), so the hook, the sensors, the triggers, the
 warehouse and the sandbox all speak the same types:
 
+* at most :data:`MAX_RECORDS` records a SEND file;
 * the four file kinds (:class:`FileKind`) and the extensions each may carry
   (:data:`EXTENSIONS`; :mod:`smsdrop.naming` builds and parses the names);
 * a SEND file's lifecycle in ``Send/``, ``tmp`` → ``csv`` → ``lock`` → ``done`` | ``reject``
@@ -35,6 +36,7 @@ __all__ = [
     "FILE_STATES",
     "FINAL",
     "GROWING_REPORTS",
+    "MAX_RECORDS",
     "PROBE_ORDER",
     "REPORT_KINDS",
     "SUBMITTED",
@@ -50,6 +52,11 @@ __all__ = [
     "state_file",
     "stem_of",
 ]
+
+
+#: The provider's limit on the records of one SEND file ("up to 1 million recipients.
+#: Beyond that, it is necessary to send several files").
+MAX_RECORDS: Final = 1_000_000
 
 
 class FileKind(StrEnum):

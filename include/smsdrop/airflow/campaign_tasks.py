@@ -20,6 +20,7 @@ from smsdrop.airflow.warehouse import (
     warehouse_dialect,
     warehouse_from_connection,
 )
+from smsdrop.dropbox import MAX_RECORDS as PROVIDER_MAX_RECORDS
 from smsdrop.dropbox import FileState, RemoteState
 from smsdrop.errors import InputError
 
@@ -32,7 +33,7 @@ MTARGET_CONN_ID = "mtarget_default"
 #: Rows per batch through extraction and preparation (memory follows it).
 BATCH_ROWS = int(os.environ.get("SMSDROP_BATCH_ROWS", "250000"))
 #: Records per SEND file: the spec's 1,000,000 unless an account (or a test) wants fewer.
-MAX_RECORDS = int(os.environ.get("SMSDROP_MAX_RECORDS", "1000000"))
+MAX_RECORDS = int(os.environ.get("SMSDROP_MAX_RECORDS", str(PROVIDER_MAX_RECORDS)))
 
 
 def _checked(params: dict[str, Any]) -> CampaignSpec:
