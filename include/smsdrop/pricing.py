@@ -27,6 +27,7 @@ from smsdrop.errors import InputError, printable
 
 __all__ = [
     "DEFAULT_PRICES",
+    "BudgetExceeded",
     "Cost",
     "PriceList",
     "SegmentTally",
@@ -193,6 +194,10 @@ class Cost:
             "by_country": {k: shown(v) for k, v in sorted(self.by_country.items())},
             "by_encoding": {k: shown(v) for k, v in sorted(self.by_encoding.items())},
         }
+
+
+class BudgetExceeded(InputError):
+    """A campaign whose estimate is over its ``max_cost``: it stops before any upload."""
 
 
 def budget_problem(cost: Cost, max_cost: Decimal | float | None) -> str | None:
