@@ -15,6 +15,7 @@ from html import escape
 from typing import Any
 
 from smsdrop.campaign_page import FILE_STATES, LIST_COLUMNS
+from smsdrop.dropbox import FileState
 
 #: Outcome colours (colour-blind safe: Okabe-Ito), the same on every plot.
 COLOURS = {
@@ -288,12 +289,12 @@ def campaigns_page(rows: Sequence[dict[str, Any]], link: Any, run_link: Any) -> 
 
 def _file_states(row: dict[str, Any]) -> str:
     reached = set(row["states"])
-    final = row["state"] if row["final"] else "done"
+    final = row["state"] if row["final"] else FileState.DONE.value
     spans = []
     for state in (*FILE_STATES, final):
         css = "state"
         if state in reached:
-            css += " reject" if state == "reject" else " on"
+            css += " reject" if state == FileState.REJECT.value else " on"
         spans.append(f'<span class="{css}">{state}</span>')
     return "".join(spans)
 

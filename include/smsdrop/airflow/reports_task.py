@@ -140,10 +140,10 @@ def _load_file(hook: MTargetHook, warehouse: Warehouse, name: str, result: Refre
         return
     with warehouse.transaction():
         if is_stop:
-            loaded = warehouse.upsert_optouts(chunk.frame, "stop_report", name)
+            loaded = warehouse.upsert_optouts(chunk.table, "stop_report", name)
             replies = 0
         else:
-            loaded = warehouse.load_replies(chunk.frame, name)
+            loaded = warehouse.load_replies(chunk.table, name)
             replies = loaded.new
         warehouse.quarantine_records(name, chunk.quarantined)
         warehouse.set_offset(name, chunk.next_offset)

@@ -62,6 +62,7 @@ from asyncssh.sftp import (
 )
 from asyncssh.stream import SSHReader, SSHServerStreamSession, SSHWriter
 
+from smsdrop.dropbox import FINAL, RemoteState
 from smsdrop.sandbox.clock import SimClock
 from smsdrop.sandbox.config import SandboxConfig
 from smsdrop.sandbox.events import EventLog
@@ -80,8 +81,8 @@ __all__ = [
 log = logging.getLogger("smsdrop.sandbox")
 
 _PRIVATE = PRIVATE_DIR.encode()
-#: Extensions of the provider's own files in ``Send/``.
-_PROVIDER_EXTS = (b".lock", b".done", b".reject")
+#: Extensions of the provider's own files in ``Send/``: the lock and the verdicts.
+_PROVIDER_EXTS = tuple(f".{s.value}".encode() for s in (RemoteState.LOCK, *sorted(FINAL)))
 #: Attributes a client may set: times only (``put -p``, ``touch``-like clients); ``type``
 #: is always filled in by asyncssh's parser, it changes nothing.
 _TIME_FIELDS = frozenset({"atime", "atime_ns", "mtime", "mtime_ns", "type"})
