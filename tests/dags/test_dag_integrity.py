@@ -56,11 +56,22 @@ print(json.dumps({
 """
 
 
-@pytest.fixture(scope="module")
-def parsed() -> dict:
+#: The yardstick for the parse time: a DAG file importing what ours need at parse time
+#: (the SDK, an SFTP provider sensor), parsed the same way in a fresh interpreter.
+REFERENCE_DAG = """
+from airflow.providers.sftp.sensors.sftp import SFTPSensor
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG
+
+with DAG("reference", schedule=None, tags=["x"], doc_md="x"):
+    EmptyOperator(task_id="a", retries=1) >> SFTPSensor(task_id="b", path="x", retries=1)
+"""
+
+
+def _parse(folder: Path) -> dict:
     env = {**os.environ, "AIRFLOW_HOME": os.environ.get("AIRFLOW_HOME", str(ROOT))}
     out = subprocess.run(
-        [sys.executable, "-c", PARSE, str(DAGS)],
+        [sys.executable, "-c", PARSE, str(folder)],
         check=True,
         capture_output=True,
         text=True,
@@ -68,6 +79,18 @@ def parsed() -> dict:
         timeout=120,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def parsed() -> dict:
+    return _parse(DAGS)
+
+
+@pytest.fixture(scope="module")
+def reference_seconds(tmp_path_factory: pytest.TempPathFactory) -> float:
+    folder = tmp_path_factory.mktemp("reference_dag")
+    (folder / "reference.py").write_text(REFERENCE_DAG)
+    return _parse(folder)["seconds"]
 
 
 def test_no_import_errors(parsed: dict) -> None:
@@ -82,8 +105,11 @@ def test_every_dag_has_tags_retries_and_docs(parsed: dict) -> None:
         assert dag["doc_md"], f"{dag_id} has no doc_md"
 
 
-def test_parse_is_fast(parsed: dict) -> None:
-    assert parsed["seconds"] < 1.0
+def test_parse_is_fast(parsed: dict, reference_seconds: float) -> None:
+    """Our three DAG files parse in under 2.5× a one-sensor reference DAG, measured the same
+    way in the same test (a ratio: the absolute 1 s failed on a loaded machine; quiet, ours
+    take ~0.55 s and the reference ~0.4 s)."""
+    assert parsed["seconds"] < 2.5 * reference_seconds, (parsed["seconds"], reference_seconds)
 
 
 def test_no_heavy_import_or_connection_at_parse(parsed: dict) -> None:
