@@ -21,6 +21,8 @@ from typing import Any, Final
 from smsdrop.gsm import EncodingPolicy
 
 CAMPAIGN_ID_MAX: Final = 20
+#: The longest opt-out mention (the account extra's limit too).
+MENTION_MAX: Final = 60
 #: A time of day on the minute, 00:00 to 23:59.
 HHMM: Final = "(?:[01][0-9]|2[0-3]):[0-5][0-9]"
 #: The form's section of the fields most campaigns leave as they are.
@@ -94,7 +96,7 @@ class Field:
             schema["enum"] = list(self.offered or self.choices)
         else:
             schema["type"] = ["null", self.type] if self.nullable else self.type
-            if self.pattern is not None:  # every pattern refuses the empty value
+            if self.pattern is not None:  # the pattern says whether empty is allowed
                 schema["pattern"] = f"^{self.pattern}$"
             elif self.required:
                 schema["minLength"] = 1
@@ -230,6 +232,38 @@ CAMPAIGN: Final[tuple[Field, ...]] = (
         type="integer",
         minimum=1,
         maximum=24 * 60,
+        option=True,
+    ),
+    Field(
+        "optout_mention",
+        "the opt-out mention every marketing SMS to a French number must carry, e.g. "
+        "STOP au 36111 (accents, case and spacing forgiven); empty: the account's mention "
+        "(the mtarget_default connection's optout_mention or STOP au <optout_short_code>)",
+        option=True,
+    ),
+    Field(
+        "frequency_cap",
+        "at most N messages per number in D days across campaigns, as N/D (e.g. 3/7); "
+        "off: no cap; empty: the deployment's default (SMSDROP_FREQUENCY_CAP). Numbers at "
+        "the cap are rejected FREQUENCY_CAPPED",
+        pattern="(?:off|[0-9]{1,4}/[0-9]{1,3})?",
+        expected="N/D such as 3/7, off, or empty",
+        option=True,
+    ),
+    Field(
+        "transactional",
+        "a transactional message (an order, a code), not marketing: no French send window, "
+        "no opt-out mention check, no frequency cap",
+        default=False,
+        type="boolean",
+        option=True,
+    ),
+    Field(
+        "max_cost",
+        "stop before the upload when the estimated cost is over this amount, in the price "
+        "list's currency (e.g. 250 or 99.50); empty: no cap",
+        pattern="(?:[0-9]{1,9}(?:\\.[0-9]{1,4})?)?",
+        expected="an amount such as 250 or 99.50, or empty",
         option=True,
     ),
 )

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
@@ -29,11 +29,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from smsdrop import naming, windows
+from smsdrop.account import Account
 from smsdrop.audience_files import DEFAULT_BATCH, read_audience, read_audience_tables
 from smsdrop.csvfile import MAX_RECORDS, SEND_FIELDS, FileManifest, SendFileWriter, open_private
 from smsdrop.errors import InputError, printable
+from smsdrop.frequency import FrequencyCap
+from smsdrop.gsm import EncodingPolicy
 from smsdrop.msisdn import SUPPORTED_REGIONS
 from smsdrop.optout_files import OptOutList, load_optouts, read_optouts
+from smsdrop.pricing import BudgetExceeded, PriceList, SegmentTally, budget_problem
 from smsdrop.record_rules import REJECT_COLUMNS, Dedupe, check_batch
 
 if TYPE_CHECKING:
@@ -68,6 +72,10 @@ class Summary:
     warnings: list[str] = field(default_factory=list)
     #: With an opt-out file: its entries, numbers and entries that are not numbers.
     optout_file: dict[str, object] | None = None
+    #: Rows rejected FREQUENCY_CAPPED (also in ``rejects_by_reason``).
+    frequency_capped: int = 0
+    #: The estimate of the rows kept (``Cost.as_dict()``), when a price list was given.
+    cost: dict[str, object] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -203,6 +211,9 @@ def prepare(
     file_encoding: str = "utf-8",
     line_end: str = "crlf",
     rejects_to: Sequence[RejectsSink] = (),
+    account: Account | None = None,
+    prices: PriceList | None = None,
+    capped: np.ndarray | None = None,
 ) -> Summary:
     """Prepare a campaign into ``out_dir``: SEND files, ``rejects.csv`` and ``summary.json``.
 
@@ -212,6 +223,14 @@ def prepare(
     ``max_records``, ``file_encoding`` and ``line_end`` shape the SEND files (an account's
     or a test's, not the campaign's). ``timings``, when given, receives the seconds spent
     per stage (for the benchmarks).
+
+    ``account`` is the provider account (what it allows, its kind of traffic, its opt-out
+    mention); ``prices`` the price list of the estimate (none: no estimate, and no
+    ``max_cost``); ``capped`` the numbers already at the campaign's frequency cap, as
+    sorted int64 (the caller asks the warehouse: the history is there, not here). Only a
+    marketing campaign (:meth:`CampaignSpec.marketing`) gets the French window, the mention
+    check and the cap. Over ``max_cost``, every SEND file is removed and
+    :class:`~smsdrop.pricing.BudgetExceeded` raised: nothing of the campaign is left to send.
     """
     clock = Stopwatch(timings if timings is not None else {})
     # Refuse a bad SERVICEID or CAMPAIGNID before reading a single audience row.
@@ -241,6 +260,20 @@ def prepare(
     plan_from = max(requested, start_at)  # a past time plans from now, never in the past
     if campaign.narrowed_end is not None:
         send_window("FR", campaign.narrowed_end)  # refuse a widening end before any work
+    if account is not None:
+        for name, why in account.campaign_problems(
+            long_sms=campaign.long_sms,
+            ucs2=campaign.encoding_policy == EncodingPolicy.UCS2.value,
+        ):
+            raise InputError(why, field=name)
+    campaign.mention_problem()
+    if campaign.frequency_cap:
+        FrequencyCap.parse(campaign.frequency_cap)  # a typo is refused, history or not
+    max_cost = campaign.cost_cap()
+    if max_cost is not None and prices is None:
+        raise InputError("a cost cap needs a price list to estimate against", field="max_cost")
+    marketing = campaign.marketing(account)
+    mention = campaign.mention(account) if marketing else None
     if isinstance(optouts, OptOutList):
         optout_list, optouts = optouts, optouts.numbers
     else:
@@ -259,13 +292,20 @@ def prepare(
         encoding=file_encoding,
         line_end=line_end,
     )
-    dedupe = Dedupe(optouts)
-    rules = campaign.rules()
+    dedupe = Dedupe(optouts, capped if marketing else None)
+    rules = replace(campaign.rules(), optout_mention=mention)
+    tally = SegmentTally()
     reasons: Counter[str] = Counter()
     encodings: Counter[str] = Counter()
     countries: Counter[str] = Counter()
     totals = {"recipients": 0, "segments": 0}
     warnings: set[str] = set()
+    if marketing and mention is None:
+        warnings.add(
+            "no opt-out mention configured (campaign optout_mention, the account's "
+            "optout_mention or optout_short_code): messages to French numbers were not "
+            "checked for STOP au 36xxx"
+        )
     sender = pa.scalar(campaign.sender, pa.large_string())
     csv_rejects = CsvRejects(out_dir / REJECTS_FILE)
     sinks = (csv_rejects, *rejects_to)
@@ -307,8 +347,17 @@ def prepare(
                 _count(kept.column("encoding"), encodings)
                 _count(kept.column("country"), countries)
                 totals["segments"] += pc.sum(kept.column("segments")).as_py() or 0
+                if prices is not None:
+                    tally.add(kept["country"], kept["encoding"], kept["segments"])
         csv_rejects.close()
-        slot = first_allowed_slot(plan_from, list(countries), campaign.narrowed_end)
+        cost = prices.cost(tally) if prices is not None else None
+        problem = budget_problem(cost, max_cost) if cost is not None else None
+        if problem:
+            raise BudgetExceeded(problem, field="max_cost")
+        if marketing:
+            slot = first_allowed_slot(plan_from, list(countries), campaign.narrowed_end)
+        else:  # transactional traffic: no marketing window
+            slot = plan_from.replace(second=0, microsecond=0).astimezone(naming.PARIS)
         ids = {}
 
         def name_for(index: int, count: int) -> str:
@@ -320,9 +369,11 @@ def prepare(
 
         with clock("write"):
             manifests: list[FileManifest] = writer.finish(name_for)
-    except BaseException:
+    except BaseException as error:
         csv_rejects.close()
         writer.abort()
+        if isinstance(error, BudgetExceeded):  # the campaign stops whole: nothing left of it
+            (out_dir / REJECTS_FILE).unlink(missing_ok=True)
         raise
 
     summary = Summary(
@@ -342,6 +393,8 @@ def prepare(
         files=[m.as_dict() for m in manifests],
         warnings=sorted(warnings),
         optout_file=optout_list.report() if optout_list is not None else None,
+        frequency_capped=reasons.get("FREQUENCY_CAPPED", 0),
+        cost=cost.as_dict() if cost is not None else None,
     )
     if optout_list is not None and optout_list.warning():
         summary.warnings.append(optout_list.warning() or "")

@@ -14,6 +14,9 @@ class Reason(StrEnum):
 
     MSG_TEMPLATE_FIELD: a placeholder of the message template is empty for this row.
     RECORD_MALFORMED: a record of a SEND file without exactly four fields (``check``).
+    MSG_NO_OPTOUT_MENTION: a marketing SMS to a French number without the opt-out mention.
+    FREQUENCY_CAPPED: the number already had the frequency cap's messages from other
+    campaigns in the cap's days (:mod:`smsdrop.frequency`).
     """
 
     IDREMOTE_INVALID = "IDREMOTE_INVALID"
@@ -24,7 +27,9 @@ class Reason(StrEnum):
     MSG_NOT_GSM = "MSG_NOT_GSM"
     MSG_TOO_LONG = "MSG_TOO_LONG"
     MSG_TEMPLATE_FIELD = "MSG_TEMPLATE_FIELD"
+    MSG_NO_OPTOUT_MENTION = "MSG_NO_OPTOUT_MENTION"
     OPTED_OUT = "OPTED_OUT"
+    FREQUENCY_CAPPED = "FREQUENCY_CAPPED"
     MSISDN_DUPLICATE = "MSISDN_DUPLICATE"
     RECORD_MALFORMED = "RECORD_MALFORMED"
 
@@ -39,7 +44,9 @@ REASON_FIELD: dict[Reason, str] = {
     Reason.MSG_NOT_GSM: "MSG",
     Reason.MSG_TOO_LONG: "MSG",
     Reason.MSG_TEMPLATE_FIELD: "MSG",
+    Reason.MSG_NO_OPTOUT_MENTION: "MSG",
     Reason.MSISDN_DUPLICATE: "MSISDN",
     Reason.OPTED_OUT: "MSISDN",
+    Reason.FREQUENCY_CAPPED: "MSISDN",
     Reason.RECORD_MALFORMED: "record",
 }

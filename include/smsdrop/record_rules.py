@@ -23,6 +23,7 @@ from smsdrop import fields
 from smsdrop.audience_files import as_frame
 from smsdrop.gsm import EncodingPolicy, check_messages
 from smsdrop.msisdn import MsisdnStatus, classify, mask
+from smsdrop.optout_mention import missing_mention
 from smsdrop.reasons import REASON_FIELD, Reason
 
 #: The record fields' patterns (the rules are :mod:`smsdrop.fields`'). Full matches.
@@ -46,6 +47,9 @@ class Rules:
     default_region: str = "FR"
     #: In a SEND file the provider wants the international format already (``check``).
     require_e164: bool = False
+    #: The opt-out mention messages to French numbers must carry; None: not checked
+    #: (transactional traffic, or no mention configured).
+    optout_mention: str | None = None
 
 
 @dataclass
@@ -122,6 +126,9 @@ def check_batch(batch: pa.Table, rules: Rules) -> CheckedBatch:
         failures.append((Reason.MSG_TEMPLATE_FIELD, _bools(missing)))
     failures.append((None, message_code >= 0))
     code = first_failure(failures, message_code)
+    final_msg, country = _text(messages["msg"]), _text(numbers["country"])
+    if rules.optout_mention:
+        _reject_missing_mention(code, final_msg, country, rules.optout_mention)
 
     bad = code >= 0
     table = pa.table(
@@ -129,8 +136,8 @@ def check_batch(batch: pa.Table, rules: Rules) -> CheckedBatch:
             "idremote": idremote,
             "msisdn": e164,
             "oadc": oadc,
-            "msg": _text(messages["msg"]),
-            "country": _text(numbers["country"]),
+            "msg": final_msg,
+            "country": country,
             "encoding": _text(messages["encoding"]),
             "segments": pa.array(messages["segments"].to_numpy(dtype=np.int64)),
             "row": row,
@@ -140,6 +147,23 @@ def check_batch(batch: pa.Table, rules: Rules) -> CheckedBatch:
     shown = pc.coalesce(e164, raw).filter(where)
     rejects = rejects_table(row.filter(where), idremote.filter(where), _masked(shown), code[bad])
     return CheckedBatch(table, ~bad, rejects, _sender_warnings(oadc))
+
+
+def _reject_missing_mention(
+    code: np.ndarray, messages: pa.Array, countries: pa.Array, mention: str
+) -> None:
+    """Mark ``MSG_NO_OPTOUT_MENTION`` on the rows still valid whose message (as it will be
+    sent: rendered, perhaps transliterated) goes to a French number without ``mention``.
+
+    Only the rows no other rule rejected are searched: a rejected row keeps its first reason
+    and costs no regex.
+    """
+    still = np.flatnonzero(code < 0)
+    if not len(still):
+        return
+    where = pa.array(still)
+    lacking = _bools(missing_mention(messages.take(where), countries.take(where), mention))
+    code[still[lacking]] = _CODE[Reason.MSG_NO_OPTOUT_MENTION.value]
 
 
 #: Reason codes as small integers (their position), so per-row work stays in numpy.
@@ -184,14 +208,20 @@ def rejects_table(
 
 
 class Dedupe:
-    """Campaign-wide state: numbers already kept and numbers that opted out.
+    """Campaign-wide state: numbers already kept, numbers that opted out, numbers at the
+    frequency cap.
 
     E.164 numbers have at most 15 digits, so each is held as one int64 in a sorted array:
-    ten million recipients cost 80 MB, not the gigabytes a set of strings would.
+    ten million recipients cost 80 MB, not the gigabytes a set of strings would. ``capped``
+    are int64 numbers already at the cap (the warehouse's ``capped_numbers``): they are
+    anti-joined exactly as the opt-outs are.
     """
 
-    def __init__(self, opted_out: pd.Series | None = None) -> None:
+    def __init__(
+        self, opted_out: pd.Series | None = None, capped: np.ndarray | None = None
+    ) -> None:
         self._opted_out = np.unique(to_int64(opted_out)) if opted_out is not None else None
+        self._capped = np.unique(np.asarray(capped, dtype=np.int64)) if capped is not None else None
         self._seen = np.empty(0, dtype=np.int64)
 
     def split(self, valid: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -218,12 +248,21 @@ class Dedupe:
         opted = np.zeros(len(numbers), dtype=bool)
         if self._opted_out is not None:
             opted[order] = _in_sorted(ordered, self._opted_out)[0]
+        capped = np.zeros(len(numbers), dtype=bool)
+        if self._capped is not None:
+            capped[order] = _in_sorted(ordered, self._capped)[0]
         in_seen, where = _in_sorted(ordered, self._seen)
         repeat = np.zeros(len(numbers), dtype=bool)
         repeat[1:] = ordered[1:] == ordered[:-1]
         duplicate = np.empty(len(numbers), dtype=bool)
         duplicate[order] = in_seen | repeat
-        code = first_failure([(Reason.OPTED_OUT, opted), (Reason.MSISDN_DUPLICATE, duplicate)])
+        code = first_failure(
+            [
+                (Reason.OPTED_OUT, opted),
+                (Reason.FREQUENCY_CAPPED, capped),
+                (Reason.MSISDN_DUPLICATE, duplicate),
+            ]
+        )
         kept = code < 0
         # Merge the new numbers (already sorted) into the sorted array: linear per batch.
         fresh = kept[order]

@@ -14,14 +14,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from smsdrop import fields
+from smsdrop.account import Account
 from smsdrop.audience import audience_query
 from smsdrop.audience_files import AUDIENCE_REQUIRED
-from smsdrop.errors import InputError
+from smsdrop.errors import InputError, printable
+from smsdrop.frequency import FrequencyCap, deployment_cap
 from smsdrop.gsm import EncodingPolicy
 from smsdrop.naming import PARIS
+from smsdrop.optout_mention import normalised
 from smsdrop.prepare import template_fields
 from smsdrop.record_rules import Rules
 
@@ -47,6 +51,10 @@ class CampaignSpec:
     upload_lead_minutes: int = _DEFAULT["upload_lead_minutes"]  # upload this long before
     max_days_ahead: int = _DEFAULT["max_days_ahead"]  # the furthest slot a run may plan
     optout_max_age_minutes: int = _DEFAULT["optout_max_age_minutes"]  # oldest list usable
+    optout_mention: str = _DEFAULT["optout_mention"]  # "" = the account's mention
+    frequency_cap: str = _DEFAULT["frequency_cap"]  # "" = SMSDROP_FREQUENCY_CAP; off; N/D
+    transactional: bool = _DEFAULT["transactional"]  # no window, mention or cap
+    max_cost: str = _DEFAULT["max_cost"]  # "" = no cap; an amount in the prices' currency
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> CampaignSpec:
@@ -80,7 +88,47 @@ class CampaignSpec:
                 raise InputError(problem, field=field.name)
         self.placeholders()
         self.send_time()
+        self.mention_problem()
         audience_query(self.audience)
+
+    def mention_problem(self) -> None:
+        """Refuse an opt-out mention the check could not use: too long, a control character,
+        or only spaces (it would match every message)."""
+        text = self.optout_mention
+        if not text:
+            return
+        if len(text) > fields.MENTION_MAX or any(ord(c) < 0x20 for c in text):
+            raise InputError(
+                f"must be at most {fields.MENTION_MAX} characters without control characters, "
+                f"got {printable(text)}",
+                field="optout_mention",
+            )
+        if not normalised(text):
+            raise InputError("holds only spaces", field="optout_mention")
+
+    def marketing(self, account: Account | None = None) -> bool:
+        """Whether the campaign is marketing traffic: only marketing gets the French window,
+        the opt-out mention check and the frequency cap. An account of transactional traffic
+        makes every campaign transactional; without one, a campaign is marketing unless it
+        says it is transactional."""
+        return (account.marketing if account else True) and not self.transactional
+
+    def mention(self, account: Account | None = None) -> str | None:
+        """The opt-out mention to look for: the campaign's, else the account's, else None."""
+        return self.optout_mention or (account.mention if account else None)
+
+    def cap(self) -> FrequencyCap | None:
+        """The campaign's frequency cap: its own, else the deployment's; None when off."""
+        if self.frequency_cap:
+            return FrequencyCap.parse(self.frequency_cap)
+        return deployment_cap()
+
+    def cost_cap(self) -> Decimal | None:
+        """``max_cost`` as an amount, or None for no cap."""
+        problem = fields.BY_NAME["max_cost"].problem(self.max_cost)
+        if problem:
+            raise InputError(problem, field="max_cost")
+        return Decimal(self.max_cost) if self.max_cost else None
 
     def send_time(self) -> datetime | None:
         """The requested send time (aware), or None for as soon as allowed."""
