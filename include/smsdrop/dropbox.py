@@ -197,7 +197,7 @@ class Verdict(NamedTuple):
     """What one look at ``Send/`` or ``Report/`` means for a wait.
 
     ``status`` is ``success`` or ``error`` when the wait is over, None to look again;
-    ``reason`` names an error (``rejected``, ``absent``); ``state`` is the remote state
+    ``reason`` names an error (``rejected``, ``absent``, ``stuck``); ``state`` is the remote state
     found (``present`` for a report); ``path`` the remote file found, or awaited;
     ``message`` says it, for the log and the error.
     """
@@ -214,10 +214,20 @@ class Verdict(NamedTuple):
         return self.status is not None
 
 
-def file_verdict(name: str, folder: str, found: Mapping[str, int]) -> Verdict:
+def file_verdict(
+    name: str,
+    folder: str,
+    found: Mapping[str, int],
+    *,
+    waited: timedelta | None = None,
+    deadline: timedelta | None = None,
+) -> Verdict:
     """The verdict on SEND ``name`` from the sizes of its files in ``folder`` by extension
     (what probing :data:`PROBE_ORDER` found): ``done`` succeeds; ``reject`` and a name
-    under no extension are errors; anything else waits."""
+    under no extension are errors; anything else waits — except a file handed over
+    (``csv``, ``lock``) that has waited ``deadline`` or longer since the upload
+    (``waited``): the provider processes a file in minutes, so one still unprocessed after
+    the deadline is an error (``stuck``) a person must look into, not a longer wait."""
     stem = stem_of(name)
     state = latest_state(found)
     path = posixpath.join(folder, state_file(stem, state))
@@ -246,9 +256,26 @@ def file_verdict(name: str, folder: str, found: Mapping[str, int]) -> Verdict:
             f"{name} is not in {folder}/ under any extension: it was never uploaded "
             "(or the provider's retention deleted it)",
         )
+    if state in SUBMITTED and deadline is not None and waited is not None and waited >= deadline:
+        return Verdict(
+            "error",
+            "stuck",
+            state.value,
+            path,
+            size,
+            f"{path}: {name} is still .{state} {_minutes(waited)} min after its upload "
+            f"(deadline {_minutes(deadline)} min, lock_deadline_minutes): the provider has "
+            "not processed it. It may still be sent: do not upload it again; ask the "
+            "provider what became of it.",
+        )
     return Verdict(
         None, None, state.value, path, size, f"{name} is .{state}; waiting for .done or .reject"
     )
+
+
+def _minutes(span: timedelta) -> int:
+    """Whole minutes of ``span``, as a person reads a deadline."""
+    return int(span.total_seconds() // 60)
 
 
 def report_verdict(path: str, size: int | None, size_after: int | None) -> Verdict:

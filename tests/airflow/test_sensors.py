@@ -236,3 +236,37 @@ def test_report_sensor_takes_the_spec_timeout_unless_given_one(tmp_path: Path) -
     assert fixed.wait_timeout() == 3 * 3600
     stop = MTargetReportSensor(task_id="stop", name=NAME, kind="STOP")
     assert stop.report_name() == ACK.replace("ACK-", "STOP-")
+
+
+def test_a_file_left_unprocessed_past_the_lock_deadline_fails_naming_it(
+    make_sandbox, connect, tmp_path
+) -> None:
+    """The provider holds the .csv (lock_delay): past lock_deadline_minutes since the wait
+    began, the poke and the trigger both end in the same error, without retry."""
+    from smsdrop.airflow.exceptions import MTargetFailure
+
+    sandbox = make_sandbox(lock_delay=600)
+    connect(sandbox.port)
+    MTargetHook().upload_atomic(write_send(tmp_path, NAME, 5), NAME)
+    sensor = MTargetFileStatusSensor(
+        task_id="status", name=NAME, deferrable=False, lock_deadline_minutes="120"
+    )
+    sensor.since = datetime.now(UTC) - timedelta(minutes=119)
+    assert sensor.poke({}) is False  # a minute short: waits
+    assert sensor.wait_timeout() == 120 * 60 + 60  # outlasts the deadline
+    sensor.since = datetime.now(UTC) - timedelta(minutes=125)
+    with pytest.raises(MTargetFailure) as stuck:
+        sensor.poke({})
+    assert str(stuck.value).startswith(
+        f"Send/{NAME}: {NAME} is still .csv 125 min after its upload (deadline 120 min"
+    )
+    since = (datetime.now(UTC) - timedelta(minutes=125)).isoformat()
+    trigger = MTargetFileStatusTrigger(
+        name=NAME, poll_interval=0.01, since=since, lock_deadline_minutes=120.0
+    )
+    fired = first_event(trigger)
+    assert (fired["status"], fired["reason"], fired["state"]) == ("error", "stuck", "csv")
+    assert fired["message"] == str(stuck.value)
+    classpath, kwargs = trigger.serialize()
+    assert import_string(classpath)(**kwargs).serialize() == (classpath, kwargs)
+    assert not sandbox.events("file_received")

@@ -181,6 +181,49 @@ def test_file_verdict(found: dict[str, int], expected: Verdict) -> None:
     assert type(verdict.state) is str  # stored in the trigger's JSON event as it is
 
 
+STUCK = (
+    "{path}: " + NAME + " is still .{state} {waited} min after its upload (deadline 120 min, "
+    "lock_deadline_minutes): the provider has not processed it. It may still be sent: do not "
+    "upload it again; ask the provider what became of it."
+)
+
+
+@pytest.mark.parametrize(
+    ("found", "waited", "status"),
+    [
+        ({"lock": 10}, timedelta(minutes=119, seconds=59), None),  # one second short: waits
+        ({"lock": 10}, timedelta(minutes=120), "error"),  # the deadline itself: stuck
+        ({"lock": 10}, timedelta(hours=5, minutes=3), "error"),
+        ({"csv": 10}, timedelta(minutes=121), "error"),  # never taken is stuck too
+        ({"tmp": 10}, timedelta(minutes=500), None),  # not handed over: the sensor's timeout
+        ({"lock": 10, "done": 10}, timedelta(minutes=500), "success"),  # a verdict came
+        ({"reject": 10}, timedelta(minutes=500), "error"),
+    ],
+    ids=["short", "at-deadline", "hours", "csv", "tmp", "done", "reject"],
+)
+def test_a_file_unprocessed_past_the_deadline_is_stuck(
+    found: dict[str, int], waited: timedelta, status: str | None
+) -> None:
+    deadline = timedelta(minutes=120)
+    verdict = file_verdict(NAME, "Send", found, waited=waited, deadline=deadline)
+    assert verdict.status == status
+    without = file_verdict(NAME, "Send", found)  # no deadline: as before
+    if verdict.reason == "stuck":
+        state = next(iter(found))
+        path = f"Send/{STEM}.{state}"
+        assert verdict == Verdict(
+            "error",
+            "stuck",
+            state,
+            path,
+            10,
+            STUCK.format(path=path, state=state, waited=int(waited.total_seconds() // 60)),
+        )
+        assert without.status is None
+    else:
+        assert verdict == without
+
+
 def test_file_verdict_names_the_folder_it_was_given() -> None:
     verdict = file_verdict(NAME, "Out/Send", {"done": 1})
     assert verdict.path == f"Out/Send/{STEM}.done"

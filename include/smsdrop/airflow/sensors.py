@@ -4,7 +4,9 @@
   with the file's name and no retry (:class:`~smsdrop.airflow.exceptions.MTargetRejectedError`
   is an ``AirflowFailException``). A sensor never uploads, and its failure never re-runs
   the upload task: a rejected name is spent, and only a new file under a new name can
-  send the campaign.
+  send the campaign. A file still ``.csv`` or ``.lock`` ``lock_deadline_minutes`` after
+  the wait began (right after its upload) fails the task too, naming the file and how long:
+  the provider processes a file in minutes, so that needs a person, not a longer wait.
 * :class:`MTargetReportSensor` — ``ACK-….csv`` (or another report kind) of a SEND name in
   ``Report/``. Its timeout follows the spec by default: the stats come 1 day after the
   send below 10,000 SMS and 4 days after above, counted from the later of now and the
@@ -94,6 +96,8 @@ def _outcome_error(outcome: Mapping[str, Any]) -> Exception:
         return MTargetAuthError(message)
     if reason == "absent":
         return MTargetConfigError(message)
+    if reason == "stuck":  # a retry would only wait again: a person must look
+        return MTargetFailure(message)
     if reason == "timeout":
         return AirflowSensorTimeout(message)
     return MTargetTransferError(message)  # connection: the sensor's retry waits again
@@ -217,29 +221,74 @@ class MTargetFileStatusSensor(_MTargetSensor):
     :param deferrable: wait in the triggerer (default) or poke
     :param poke_interval: seconds between checks (default 30)
     :param timeout: seconds before giving up (default 2 hours: processing is immediate,
-        a 1,000,000-record file takes minutes)
+        a 1,000,000-record file takes minutes); stretched past ``lock_deadline_minutes``
+    :param lock_deadline_minutes: a file still ``.csv``/``.lock`` this long after the wait
+        began fails the task (no retry), naming the file; None: no deadline (templated)
     """
+
+    template_fields: Sequence[str] = ("name", "mtarget_conn_id", "lock_deadline_minutes")
 
     def __init__(
         self,
         *,
         poke_interval: float = 30,
         timeout: float | timedelta = timedelta(hours=2),
+        lock_deadline_minutes: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        self.lock_deadline_minutes = lock_deadline_minutes
+        self.since: datetime | None = None
+
+    def lock_deadline(self) -> timedelta | None:
+        """How long a handed-over file may stay unprocessed (None: as long as the timeout)."""
+        value = self.lock_deadline_minutes
+        if value in (None, "", "None"):
+            return None
+        return timedelta(minutes=float(value))  # type: ignore[arg-type]
+
+    def wait_timeout(self) -> float:
+        """The timeout, outlasting the lock deadline: a stuck file fails with its own
+        message, not with the sensor's timeout."""
+        deadline = self.lock_deadline()
+        if deadline is None:
+            return float(self.timeout)
+        margin = max(60.0, 2 * float(self.poke_interval))
+        return max(float(self.timeout), deadline.total_seconds() + margin)
+
+    def execute(self, context: Context) -> Any:
+        # The wait is counted from this try's start, which follows the upload (its upstream)
+        # by seconds and survives a deferral; the trigger is handed it.
+        ti = context.get("ti") if context else None
+        started = getattr(ti, "start_date", None)
+        self.since = started if isinstance(started, datetime) else datetime.now(UTC)
+        return super().execute(context)
 
     def check(self, hook: MTargetHook) -> dict[str, Any] | None:
         name = self.send().name
-        return self.outcome(file_verdict(name, hook.send_dir, hook.remote_state(name).sizes))
+        if self.since is None:
+            self.since = datetime.now(UTC)
+        verdict = file_verdict(
+            name,
+            hook.send_dir,
+            hook.remote_state(name).sizes,
+            waited=datetime.now(UTC) - self.since,
+            deadline=self.lock_deadline(),
+        )
+        return self.outcome(verdict)
 
     def trigger(self, hook: MTargetHook, deadline: datetime) -> MTargetTrigger:
+        lock_deadline = self.lock_deadline()
         return MTargetFileStatusTrigger(
             name=self.send().name,
             mtarget_conn_id=self.mtarget_conn_id,
             folder=hook.send_dir,
             poll_interval=self.poke_interval,
             deadline=deadline.isoformat(),
+            since=(self.since or datetime.now(UTC)).isoformat(),
+            lock_deadline_minutes=None
+            if lock_deadline is None
+            else lock_deadline / timedelta(minutes=1),
         )
 
 

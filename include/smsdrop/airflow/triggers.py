@@ -9,7 +9,8 @@ days, and a session kept open that long dies in some firewall anyway.
 Every event has one schema, whichever trigger fires it and however it ends::
 
     {"status": "success" | "error",
-     "reason": None | "rejected" | "absent" | "timeout" | "host_key" | "auth" | "connection",
+     "reason": None | "rejected" | "absent" | "stuck" | "timeout" | "host_key" | "auth"
+               | "connection",
      "name": "SEND-….csv",          # the SEND file the wait is about
      "target": "status" | "report",
      "path": "Send/SEND-….done",    # the remote file found, or awaited
@@ -34,7 +35,7 @@ import asyncio
 import logging
 import posixpath
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncssh
@@ -246,9 +247,34 @@ async def _size(sftp: asyncssh.SFTPClient, path: str) -> int | None:
 
 
 class MTargetFileStatusTrigger(MTargetTrigger):
-    """Fires when the SEND file is ``.done`` (success) or ``.reject``/gone (error)."""
+    """Fires when the SEND file is ``.done`` (success) or ``.reject``/gone (error), or is
+    still ``.csv``/``.lock`` ``lock_deadline_minutes`` after ``since`` (error, ``stuck``).
+
+    :param since: ISO 8601 instant the wait began (the sensor's start, after the upload)
+    :param lock_deadline_minutes: how long a handed-over file may stay unprocessed; None:
+        no deadline
+    """
 
     target = "status"
+
+    def __init__(
+        self,
+        *,
+        since: str | None = None,
+        lock_deadline_minutes: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.since = since
+        self.lock_deadline_minutes = lock_deadline_minutes
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        classpath, kwargs = super().serialize()
+        return classpath, {
+            **kwargs,
+            "since": self.since,
+            "lock_deadline_minutes": self.lock_deadline_minutes,
+        }
 
     def awaited_path(self) -> str:
         return posixpath.join(self.folder, state_file(self.stem, RemoteState.DONE))
@@ -259,7 +285,17 @@ class MTargetFileStatusTrigger(MTargetTrigger):
             size = await _size(sftp, posixpath.join(self.folder, state_file(self.stem, state)))
             if size is not None:
                 found[state.value] = size
-        return self._outcome(file_verdict(self.name, self.folder, found))
+        since = datetime.fromisoformat(self.since) if self.since else None
+        deadline = self.lock_deadline_minutes
+        return self._outcome(
+            file_verdict(
+                self.name,
+                self.folder,
+                found,
+                waited=None if since is None else datetime.now(UTC) - since,
+                deadline=None if deadline is None else timedelta(minutes=float(deadline)),
+            )
+        )
 
 
 class MTargetReportTrigger(MTargetTrigger):
