@@ -266,6 +266,40 @@ CAMPAIGN: Final[tuple[Field, ...]] = (
         expected="an amount such as 250 or 99.50, or empty",
         option=True,
     ),
+    *(
+        Field(
+            name,
+            f"{what}: the ACK's figures past this percentage send an alert and fail "
+            "load_acks (the run is not a silent success); off: no check",
+            default=default,
+            pattern="(?:off|100|[0-9]{1,2}(?:\\.[0-9]{1,2})?)",
+            expected="a percentage 0 to 100 (e.g. 80 or 2.5), or off",
+            option=True,
+        )
+        for name, what, default in (
+            ("min_delivery_rate", "lowest share of sent SMS delivered, %", "80"),
+            ("max_not_sent_rate", "highest share of acknowledged records not sent, %", "10"),
+            ("max_stop_rate", "highest share of sent SMS answered STOP, %", "2"),
+        )
+    ),
+    Field(
+        "alert_connections",
+        "Airflow connections the campaign's alerts go to (smtp, http), comma-separated; "
+        "empty: the deployment's SMSDROP_ALERT_CONNECTIONS",
+        pattern="(?:[A-Za-z0-9_.-]{1,64}(?: *, *[A-Za-z0-9_.-]{1,64}){0,9})?",
+        expected="connection ids separated by commas, or empty",
+        option=True,
+    ),
+    Field(
+        "lock_deadline_minutes",
+        "a SEND file still .csv or .lock this long after its upload fails the run, naming it "
+        "(the provider processes a file in minutes)",
+        default=120,
+        type="integer",
+        minimum=1,
+        maximum=24 * 60,
+        option=True,
+    ),
 )
 #: The campaign fields by name.
 BY_NAME: Final[dict[str, Field]] = {f.name: f for f in CAMPAIGN}

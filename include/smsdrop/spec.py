@@ -55,6 +55,11 @@ class CampaignSpec:
     frequency_cap: str = _DEFAULT["frequency_cap"]  # "" = SMSDROP_FREQUENCY_CAP; off; N/D
     transactional: bool = _DEFAULT["transactional"]  # no window, mention or cap
     max_cost: str = _DEFAULT["max_cost"]  # "" = no cap; an amount in the prices' currency
+    min_delivery_rate: str = _DEFAULT["min_delivery_rate"]  # % of sent; off
+    max_not_sent_rate: str = _DEFAULT["max_not_sent_rate"]  # % of acknowledged; off
+    max_stop_rate: str = _DEFAULT["max_stop_rate"]  # % of sent; off
+    alert_connections: str = _DEFAULT["alert_connections"]  # "" = SMSDROP_ALERT_CONNECTIONS
+    lock_deadline_minutes: int = _DEFAULT["lock_deadline_minutes"]  # .csv/.lock this long fails
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> CampaignSpec:
