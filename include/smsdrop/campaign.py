@@ -403,3 +403,11 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         lines.append(f"  file {entry['name']}: {entry['rows']:,} records")
     lines += [f"warning: {w}" for w in summary.get("warnings", [])]
     return lines
+    cost = summary.get("cost")
+    if cost:
+        lines.append(
+            f"estimated cost {cost['total']} {cost['currency']}; by country "
+            f"{json.dumps(cost['by_country'])}; by encoding {json.dumps(cost['by_encoding'])}"
+        )
+    if summary.get("frequency_capped"):
+        lines.append(f"frequency capped {summary['frequency_capped']:,}")

@@ -82,6 +82,31 @@ def file_encoding(text: str) -> str:
     return text
 
 
+def optout_mention(text: str) -> str:
+    """An opt-out mention the check can use: 1 to 60 characters, not only spaces."""
+    from smsdrop.fields import MENTION_MAX
+    from smsdrop.optout_mention import normalised
+
+    if len(text) > MENTION_MAX or any(ord(c) < 0x20 for c in text) or not normalised(text):
+        raise argparse.ArgumentTypeError(
+            f"an opt-out mention is 1 to {MENTION_MAX} characters without control characters, "
+            f"not only spaces: {printable(text)}"
+        )
+    return text
+
+
+def amount(text: str) -> str:
+    """A cost cap as the campaign field ``max_cost`` spells it (``250``, ``99.50``)."""
+    from smsdrop.fields import BY_NAME
+
+    rule = BY_NAME["max_cost"]
+    if not text or rule.problem(text):
+        raise argparse.ArgumentTypeError(
+            f"{rule.expected.removesuffix(', or empty')}: {printable(text)}"
+        )
+    return text
+
+
 def _not_utf8(argv: Sequence[str]) -> str | None:
     """The first argument that is not UTF-8 text (Python keeps such bytes as surrogates)."""
     for position, arg in enumerate(argv, 1):
@@ -121,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file-encoding", type=file_encoding, default="utf-8")
     p.add_argument("--max-records", type=bounded_int(1, MAX_RECORDS), default=MAX_RECORDS)
     p.add_argument("--default-region", type=region_code, default="FR")
+    p.add_argument(
+        "--optout-mention",
+        type=optout_mention,
+        metavar="TEXT",
+        help="records to French numbers without this mention (e.g. 'STOP au 36111'; accents, "
+        "case and spacing forgiven) are MSG_NO_OPTOUT_MENTION",
+    )
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("window", help="is a send time allowed for a destination country")
@@ -145,6 +177,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--line-end", choices=["crlf", "lf"], default="crlf")
     p.add_argument("--max-records", type=bounded_int(1, MAX_RECORDS), default=MAX_RECORDS)
     p.add_argument("--batch-size", type=bounded_int(1, MAX_BATCH), default=250_000)
+    p.add_argument(
+        "--optout-mention",
+        type=optout_mention,
+        metavar="TEXT",
+        help="the opt-out mention every marketing SMS to a French number must carry, e.g. "
+        "'STOP au 36111' (accents, case and spacing forgiven); rows without it are "
+        "MSG_NO_OPTOUT_MENTION. Default: not checked (a warning says so)",
+    )
+    p.add_argument(
+        "--transactional",
+        action="store_true",
+        help="transactional traffic: no French window, no opt-out mention check",
+    )
+    p.add_argument(
+        "--prices",
+        type=Path,
+        metavar="FILE",
+        help="price list (YAML: currency, default, countries) for the cost estimate; default "
+        "include/prices.yaml, an EXAMPLE to replace with the account's prices",
+    )
+    p.add_argument(
+        "--max-cost",
+        type=amount,
+        metavar="AMOUNT",
+        help="stop, exit 1 and leave no SEND file when the estimate is over this amount "
+        "(in the price list's currency)",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--json", action="store_true")
 
@@ -227,7 +286,13 @@ def _check(args: argparse.Namespace) -> int:
     from smsdrop.intake_check import check_file
     from smsdrop.record_rules import Rules
 
-    rules = Rules(EncodingPolicy(args.encoding_policy), args.long_sms, args.default_region, True)
+    rules = Rules(
+        EncodingPolicy(args.encoding_policy),
+        args.long_sms,
+        args.default_region,
+        True,
+        args.optout_mention,
+    )
     reports = [
         check_file(path, rules, encoding=args.file_encoding, cap=args.max_records)
         for path in args.files
@@ -280,6 +345,7 @@ def _window(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> int:
     from smsdrop.fields import WINDOW_END
     from smsdrop.prepare import load_optouts, prepare
+    from smsdrop.pricing import DEFAULT_PRICES, PriceList
     from smsdrop.spec import CampaignSpec
 
     # Not from_mapping: prepare checks what the arguments hold, as it reads the audience.
@@ -294,7 +360,12 @@ def _prepare(args: argparse.Namespace) -> int:
         encoding_policy=args.encoding_policy,
         window_end=args.window_end.strftime("%H:%M") if args.window_end else WINDOW_END.default,
         default_region=args.default_region,
+        optout_mention=args.optout_mention or "",
+        frequency_cap="off",  # no send history outside the warehouse
+        transactional=args.transactional,
+        max_cost=args.max_cost or "",
     )
+    prices = PriceList.load(args.prices or DEFAULT_PRICES)  # refused before any audience row
     optouts = load_optouts(args.optouts, args.default_region) if args.optouts else None
     summary = prepare(
         args.audience,
@@ -306,6 +377,7 @@ def _prepare(args: argparse.Namespace) -> int:
         max_records=args.max_records,
         file_encoding=args.file_encoding,
         line_end=args.line_end,
+        prices=prices,
     )
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2, ensure_ascii=False))
@@ -340,6 +412,9 @@ def format_summary(summary: dict) -> str:
     lines.append(
         "  countries    " + ", ".join(f"{k} {v:,}" for k, v in summary["countries"].items())
     )
+    cost = summary.get("cost")
+    if cost:
+        lines.append(f"  cost         {cost_line(cost)} (estimate)")
     optout_file = summary.get("optout_file")
     if optout_file:
         lines.append(
@@ -353,6 +428,15 @@ def format_summary(summary: dict) -> str:
     for warning in summary["warnings"]:
         lines.append(f"  warning      {warning}")
     return "\n".join(lines)
+
+
+def cost_line(cost: dict) -> str:
+    """An estimate in one line: total, then by country and by encoding."""
+    currency = cost["currency"]
+    parts = [
+        ", ".join(f"{k} {v}" for k, v in cost[key].items()) for key in ("by_country", "by_encoding")
+    ]
+    return f"{cost['total']} {currency}" + "".join(f"; {p}" for p in parts if p)
 
 
 def _sandbox(args: argparse.Namespace) -> int:
