@@ -9,7 +9,7 @@ medians (new / old: below 1.0 is faster).
 Cases: ``prepare`` of a clean audience and of a reject-heavy one (60 % non-GSM names
 under ``--encoding-policy reject``, 8 % invalid numbers), and ``check`` of the written files.
 
-    .venv/bin/python -m bench.bench_versions [--rev COMMIT] [--rows N] [--repeat K]
+    .venv/bin/python -m bench.bench_versions [--rev OLD] [--new NEW] [--rows N] [--repeat K]
 """
 
 from __future__ import annotations
@@ -95,27 +95,30 @@ def prepare_args(audience: Path, out: Path, policy: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rev", default=DEFAULT_REV)
+    parser.add_argument("--rev", default=DEFAULT_REV, help="the earlier commit (old)")
+    parser.add_argument("--new", help="a commit to run as new instead of this checkout")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     old = worktree(args.rev) / "include"
-    print(f"new: this checkout; old: {args.rev}; {args.rows:,} rows; {args.repeat} runs each")
+    new = worktree(args.new) / "include" if args.new else None
+    shown = args.new or "this checkout"
+    print(f"new: {shown}; old: {args.rev}; {args.rows:,} rows; {args.repeat} runs each")
     for name, audience in audiences(args.rows).items():
         policy = "reject" if name == "reject-heavy" else "transliterate"
         times: dict[str, list[float]] = {"old": [], "new": []}
         for _ in range(args.repeat):
-            for label, include in (("old", old), ("new", None)):
-                out = WORK / f"versions-out-{label}"
+            for label, include in (("old", old), ("new", new)):
+                out = WORK / f"versions-out-{name}-{label}"
                 times[label].append(run(include, prepare_args(audience, out, policy)))
         old_s, new_s = statistics.median(times["old"]), statistics.median(times["new"])
         print(
             f"prepare {name:13} old {old_s:6.2f} s  new {new_s:6.2f} s  new/old {new_s / old_s:.2f}"
         )
-    files = sorted(str(p) for p in (WORK / "versions-out-new").glob("SEND-*.csv"))
+    files = sorted(str(p) for p in (WORK / "versions-out-clean-new").glob("SEND-*.csv"))
     times = {"old": [], "new": []}
     for _ in range(args.repeat):
-        for label, include in (("old", old), ("new", None)):
+        for label, include in (("old", old), ("new", new)):
             times[label].append(run(include, ["check", *files]))
     old_s, new_s = statistics.median(times["old"]), statistics.median(times["new"])
     print(
