@@ -5,7 +5,10 @@ It checks a SEND file as the provider would, and a little more, listing every pr
 The provider checks the name, the encoding, four fields per record, no header, the field
 rules, no duplicate MSISDN and at most 1,000,000 records. We also flag what it would accept
 but a sender regrets: non-GSM characters (the provider silently replaces them) and numbers
-that are valid but not mobiles. docs/PROTOCOL.md records both choices.
+that are valid but not mobiles. docs/PROTOCOL.md records both choices. Given an opt-out
+mention (``Rules.optout_mention``, ``smsdrop check --optout-mention``), a record to a French
+number without it is ``MSG_NO_OPTOUT_MENTION``: the same rule ``prepare`` applies, through
+the same :func:`~smsdrop.record_rules.check_batch`.
 """
 
 from __future__ import annotations

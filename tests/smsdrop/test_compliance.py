@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from smsdrop.errors import InputError
 from smsdrop.prepare import prepare as _prepare
 from smsdrop.pricing import BudgetExceeded, PriceList
 from tests.campaigns import campaign_spec
+from tests.smsdrop.test_cli import smsdrop
 
 MONDAY_9 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # 10:00 in Paris
 SUNDAY_12 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)  # outside the French window
@@ -246,35 +246,19 @@ def test_an_unlisted_country_without_a_default_stops_the_estimate(tmp_path: Path
 # --- the CLI ----------------------------------------------------------------------------
 
 
-def smsdrop(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "smsdrop", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+#: The campaign of every CLI run here: long SMS and UCS-2 allowed, so COST_ROWS all pass.
+CLI_CAMPAIGN = {
+    "--service-id": "12345",
+    "--campaign": "promo",
+    "--sender": "Shop",
+    "--message": "{body}",
+    "--encoding-policy": "ucs2",
+}
 
 
 def cli_prepare(path: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return smsdrop(
-        "prepare",
-        str(path),
-        "--service-id",
-        "12345",
-        "--campaign",
-        "promo",
-        "--sender",
-        "Shop",
-        "--message",
-        "{body}",
-        "--long-sms",
-        "--encoding-policy",
-        "ucs2",
-        "--out",
-        str(out),
-        *extra,
-    )
+    options = [part for pair in CLI_CAMPAIGN.items() for part in pair]
+    return smsdrop("prepare", str(path), *options, "--long-sms", "--out", str(out), *extra)
 
 
 def test_cli_prepare_shows_the_cost_and_stops_over_budget(tmp_path: Path) -> None:
