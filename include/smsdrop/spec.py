@@ -109,7 +109,9 @@ class CampaignSpec:
                 field="optout_mention",
             )
         if not normalised(text):
-            raise InputError("holds only spaces", field="optout_mention")
+            raise InputError(
+                "holds nothing to look for (only spaces or accents)", field="optout_mention"
+            )
 
     def marketing(self, account: Account | None = None) -> bool:
         """Whether the campaign is marketing traffic: only marketing gets the French window,

@@ -19,6 +19,7 @@ from smsdrop.campaign import summary_lines
 from smsdrop.errors import InputError
 from smsdrop.prepare import prepare as _prepare
 from smsdrop.pricing import BudgetExceeded, PriceList
+from smsdrop.spec import CampaignSpec
 from tests.campaigns import campaign_spec
 from tests.smsdrop.test_cli import smsdrop
 
@@ -78,6 +79,37 @@ def test_marketing_messages_to_french_numbers_need_the_mention(tmp_path: Path) -
     assert (summary.recipients, summary.valid, summary.rejected) == (6, 3, 3)
     assert summary.rejects_by_reason == {"MSG_NO_OPTOUT_MENTION": 3}
     assert summary.warnings == []
+
+
+def test_other_rules_of_the_row_come_first(tmp_path: Path) -> None:
+    rows = [
+        ("A1", "+33612345678", ""),  # empty placeholder: MSG_TEMPLATE_FIELD, not the mention
+        ("A2", "+33612345679", "Promo ☺"),  # not GSM: MSG_NOT_GSM
+        ("A3", "06 12", "Promo"),  # not a number: MSISDN_INVALID
+        ("A4", "+33612345680", "Promo"),
+    ]
+    spec = replace(CAMPAIGN, optout_mention=MENTION)
+    prepare(audience(tmp_path, rows), spec, tmp_path / "o")
+    assert rejects(tmp_path / "o") == {
+        "A1": "MSG_TEMPLATE_FIELD",
+        "A2": "MSG_NOT_GSM",
+        "A3": "MSISDN_INVALID",
+        "A4": "MSG_NO_OPTOUT_MENTION",
+    }
+
+
+def test_the_campaign_s_mention_is_checked_once(tmp_path: Path) -> None:
+    values = {**CAMPAIGN.to_dict(), "audience": "audience"}
+    for mention, why in (
+        ("x" * 61, "at most 60"),
+        ("STOP\nau 36111", "control"),
+        ("\u0301", "nothing to look for"),  # a combining accent alone
+    ):
+        with pytest.raises(InputError, match=why) as caught:
+            CampaignSpec.from_mapping({**values, "optout_mention": mention})
+        assert caught.value.field == "optout_mention"
+    spec = CampaignSpec.from_mapping({**values, "optout_mention": " STOP au 36111 "})
+    assert spec.optout_mention == MENTION
 
 
 def test_the_account_s_mention_is_the_default(tmp_path: Path) -> None:
