@@ -40,6 +40,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
+from smsdrop.airflow.alerting import CampaignAlertNotifier
 from smsdrop.airflow.operators import MTargetUploadOperator
 from smsdrop.airflow.sensors import (
     MTargetFileStatusSensor,
@@ -61,12 +62,25 @@ def _before_upload(context: dict) -> None:
     campaign_tasks.before_upload(context)
 
 
+def _file_accepted(context: dict) -> None:
+    """The provider's notice "file accepted" as an alert (campaign_tasks.file_accepted)."""
+    from smsdrop.airflow import campaign_tasks
+
+    campaign_tasks.file_accepted(context)
+
+
 @dag(
     dag_id=DAG_ID,
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+    # A task failed for good (retries spent) → an alert (smsdrop.airflow.alerting): per
+    # task, so the alert has the task's exception.
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "on_failure_callback": CampaignAlertNotifier(),
+    },
     tags=["smsdrop"],
     doc_md=__doc__,
     # The form: one Param per campaign field, its rule from smsdrop.fields.
@@ -146,9 +160,12 @@ def sms_campaign() -> None:
         task_id="upload", pre_execute=_before_upload
     ).expand_kwargs(planned)
     wait_upload >> upload
-    done = MTargetFileStatusSensor.partial(task_id="wait_done", poke_interval=STATUS_POLL).expand(
-        name=upload.output
-    )
+    done = MTargetFileStatusSensor.partial(
+        task_id="wait_done",
+        poke_interval=STATUS_POLL,
+        lock_deadline_minutes="{{ params.lock_deadline_minutes }}",
+        on_success_callback=_file_accepted,
+    ).expand(name=upload.output)
     outcome = record_outcome(request, planned)
     done >> outcome
     ack = MTargetReportSensor.partial(task_id="wait_ack", poke_interval=ACK_POLL).expand(

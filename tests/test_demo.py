@@ -31,3 +31,10 @@ def test_the_demo_runs_a_campaign_end_to_end(tmp_path: Path) -> None:
     assert "removed 2 processed remote file(s)" in out
     assert not any((tmp_path / "var/demo/staging").rglob("*.csv"))  # staged data removed
     assert not re.search(r"\+33\d{9}", out)  # no full number on screen
+    # The estimate and the alerts the run would send (no alert connection in the demo).
+    cost = re.search(r"\| estimated cost: ([0-9.]+) EUR \(by country: [^;]*FR ([0-9.]+)", out)
+    assert cost and float(cost[1]) >= float(cost[2]) > 0, out
+    would = "| alert (would send; no alert connection): [smsdrop ok] campaign demo: "
+    assert out.count(would) == 2, out  # one file accepted, then the campaign programmed
+    assert re.search(re.escape(would) + r"SEND-12345-\d{8}-\d{4}-demo\.csv accepted", out)
+    assert f"{would}{to_send:,} SMS programmed" in out

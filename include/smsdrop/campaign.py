@@ -29,12 +29,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from smsdrop import windows
+from smsdrop.account import Account
 from smsdrop.audience import audience_query
 from smsdrop.audience_files import as_frame
 from smsdrop.csvfile import MAX_RECORDS, open_private
 from smsdrop.dropbox import FileState, RemoteState
 from smsdrop.errors import InputError
 from smsdrop.prepare import REJECTS_FILE, Summary, prepare, send_window
+from smsdrop.pricing import PriceList
 from smsdrop.spec import CampaignSpec
 from smsdrop.warehouse import Warehouse
 
@@ -313,16 +315,29 @@ def prepare_staged(
     batch_rows: int = 250_000,
     max_records: int = MAX_RECORDS,
     timings: dict[str, float] | None = None,
+    account: Account | None = None,
+    prices: PriceList | None = None,
 ) -> Summary:
     """Prepare the staged audience: SEND files and rejects in ``staging``, rejects saved to
-    the warehouse (masked), opt-outs taken from the warehouse as they are now.
+    the warehouse (masked), opt-outs taken from the warehouse as they are now, and, for a
+    marketing campaign with a frequency cap (its own or the deployment's), the numbers
+    other campaigns have brought to the cap.
+
+    The cap is counted around the requested send time, or now when none is asked: the
+    slot is only known once the audience is read, and the window moves it by hours at most,
+    against a span of days.
 
     The warehouse is opened (``open_warehouse``) briefly: for the opt-outs, then to save
     the rejects (:class:`WarehouseRejects`) — never across the preparation, so that
     concurrent runs on an embedded DuckDB file wait seconds for each other, not minutes.
     """
+    from datetime import UTC
+
+    cap = spec.cap() if spec.marketing(account) else None
     with open_warehouse() as warehouse:
         optouts = warehouse.optout_numbers()
+        slot = spec.send_time() or now or datetime.now(UTC)
+        capped = warehouse.capped_numbers(cap, slot, spec.campaign_id) if cap else None
     rejected = RejectedRows()
     summary = prepare(
         staging / AUDIENCE_FILE,
@@ -334,6 +349,9 @@ def prepare_staged(
         timings=timings,
         max_records=max_records,
         rejects_to=[WarehouseRejects(open_warehouse, spec.campaign_id, batch_rows), rejected],
+        account=account,
+        prices=prices,
+        capped=capped,
     )
     write_row_maps(staging, summary, rejected.rows())
     return summary
@@ -397,12 +415,6 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         f"segments {summary['segments']:,}; encodings {json.dumps(summary['encodings'])}",
         f"destinations {json.dumps(summary['countries'])}",
     ]
-    for reason, count in summary["rejects_by_reason"].items():
-        lines.append(f"  rejected {reason}: {count:,}")
-    for entry in summary["files"]:
-        lines.append(f"  file {entry['name']}: {entry['rows']:,} records")
-    lines += [f"warning: {w}" for w in summary.get("warnings", [])]
-    return lines
     cost = summary.get("cost")
     if cost:
         lines.append(
@@ -411,3 +423,9 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         )
     if summary.get("frequency_capped"):
         lines.append(f"frequency capped {summary['frequency_capped']:,}")
+    for reason, count in summary["rejects_by_reason"].items():
+        lines.append(f"  rejected {reason}: {count:,}")
+    for entry in summary["files"]:
+        lines.append(f"  file {entry['name']}: {entry['rows']:,} records")
+    lines += [f"warning: {w}" for w in summary.get("warnings", [])]
+    return lines

@@ -11,6 +11,10 @@
 4. ``airflow dags test sms_reports`` loads the STOP and SMS-MO replies of the recipients.
 5. The campaign's figures are printed from the analysts' views.
 
+Along the way the campaign tasks' log lines are shown: the summary, the estimated cost
+(``include/prices.yaml``, an example price list) and the alerts the run would send — no
+alert connection is configured, so each is shown as "would send" with its subject.
+
 Airflow's own output goes to ``var/demo/*.log``; the event log of the sandbox (the truth
 of what it "sent") is ``var/demo/sandbox/.sandbox/events.jsonl``.
 """
@@ -38,6 +42,8 @@ PROJECT = Path(__file__).resolve().parents[2]
 DEMO_DIR = Path("var/demo")
 TEMPLATE = "Bonjour {first_name}, -20% ce samedi dans votre magasin de {city} ! STOP au 36111"
 CAMPAIGN = "demo"
+#: The modules whose log lines the demo shows: the tasks' summaries, the cost, the alerts.
+SHOWN = ("campaign_tasks", "alerting")
 
 
 def run(rows: int = 100_000) -> int:
@@ -78,6 +84,8 @@ def run(rows: int = 100_000) -> int:
             # The slot may be days away on the real clock (the sandbox's is moved there):
             # upload at once rather than wait for it (no real opt-out can come meanwhile).
             "upload_lead_minutes": 10080,
+            # The account of the sandbox names no short code: the mention checked is this.
+            "optout_mention": "STOP au 36111",
         }
         print("3. airflow dags test sms_campaign …")
         with sandbox.fast_forward():
@@ -120,7 +128,7 @@ def airflow(arguments: list[str], env: dict[str, str]) -> bool:
     failed = done.returncode != 0 or "state=failed" in text
     print(f"   {'FAILED' if failed else 'success'} in {time.perf_counter() - start:.0f} s ({log})")
     for line in text.splitlines():
-        if "smsdrop.airflow.campaign_tasks" in line and "[info" in line:
+        if any(f"smsdrop.airflow.{m}]" in line for m in SHOWN) and "[info" in line:
             message = line.split("[info     ]", 1)[-1].split(" [smsdrop.", 1)[0].strip()
             if not message.startswith("campaign stats"):
                 print(f"   | {message}")

@@ -123,3 +123,37 @@ def test_a_failed_task_becomes_an_alert_without_the_phone_number(inbox: Inbox) -
     body = _body(mail)
     assert "ValueError: row 3: &lt;number&gt; failed the contract" in body
     assert "12 34 56" not in body and "612345678" not in body
+
+
+def test_the_notifier_names_a_rejected_file_and_adds_nothing_to_an_alerted_failure(
+    inbox: Inbox,
+) -> None:
+    from smsdrop.airflow.alerting import AlertedFailure
+    from smsdrop.airflow.exceptions import MTargetRejectedError
+    from smsdrop.airflow.sensors import MTargetFileStatusSensor
+
+    name = "SEND-12345-20261201-0800-SPRING26.csv"
+    sensor = MTargetFileStatusSensor(task_id="wait_done", name={"name": name, "records": 9})
+    notifier = CampaignAlertNotifier(campaign_id="SPRING26")
+    params = {"alert_connections": "smsdrop_mail"}
+    notifier.notify(
+        {"ti": SimpleNamespace(task_id="wait_done"), "task": sensor, "params": params,
+         "exception": MTargetRejectedError(f"Send/{name[:-4]}.reject: REJECTED")}
+    )  # fmt: skip
+    notifier.notify(
+        {"ti": SimpleNamespace(task_id="load_acks"), "params": params,
+         "exception": AlertedFailure("under the thresholds (alert sent)")}
+    )  # fmt: skip
+    notifier.notify(
+        {"ti": SimpleNamespace(task_id="wait_ack"), "params": params,
+         "exception": TimeoutError("no ACK")}
+    )  # fmt: skip
+    subjects = [str(mail["Subject"]) for _, mail in inbox.mails]
+    assert subjects == [
+        f"[smsdrop FAILED] campaign SPRING26: {name} rejected by the provider",
+        "[smsdrop FAILED] campaign SPRING26: task wait_ack failed",
+    ]
+    assert f"The provider renamed {name} to .reject" in _body(inbox.mails[0][1])
+    late = _body(inbox.mails[1][1])
+    assert "TimeoutError: no ACK" in late and "Nothing was uploaded" not in late
+    assert "may be with the provider already" in late

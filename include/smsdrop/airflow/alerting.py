@@ -23,13 +23,16 @@ import os
 import re
 import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, Final
 
 from airflow.sdk import BaseHook, BaseNotifier
+from airflow.sdk.exceptions import AirflowFailException
 
-from smsdrop.alerts import Alert, failure
+from smsdrop.airflow.exceptions import MTargetRejectedError
+from smsdrop.alerts import Alert, failure, rejected
 
-__all__ = ["CampaignAlertNotifier", "alert_connections", "deliver"]
+__all__ = ["AlertedFailure", "CampaignAlertNotifier", "alert_connections", "deliver"]
 
 log = logging.getLogger(__name__)
 ENV: Final = "SMSDROP_ALERT_CONNECTIONS"
@@ -84,6 +87,8 @@ CHANNELS: Final[dict[str, Callable[[str, Alert], None]]] = {
 def deliver(alert: Alert, conn_ids: Sequence[str]) -> dict[str, str]:
     """Send ``alert`` to every connection; returns each one's outcome ("sent" or why not)."""
     outcomes: dict[str, str] = {}
+    if not conn_ids:  # a deployment without alerts configured still shows what it would say
+        log.info("alert (would send; no alert connection): %s", alert.subject)
     for conn_id in conn_ids:
         try:
             conn_type = BaseHook.get_connection(conn_id).conn_type or ""
@@ -106,8 +111,30 @@ def masked(text: str, limit: int = 300) -> str:
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
+#: The tasks of a campaign run that come before any upload: their failure sent nothing.
+BEFORE_UPLOAD: Final = frozenset(
+    {"start", "extract", "prepare", "contract", "record_names", "wait_upload_time"}
+)
+#: What a failure after the first upload tells, instead of "nothing was uploaded".
+AFTER_UPLOAD: Final = (
+    "Files of this campaign may be with the provider already: look at sms_campaign_files "
+    "before triggering anything again (a campaign id is never sent twice)."
+)
+
+
+class AlertedFailure(AirflowFailException):
+    """A failure whose alerts the task delivered itself (an ACK under a threshold, a
+    rejected file counted again): the failure notifier adds none."""
+
+
 class CampaignAlertNotifier(BaseNotifier):
-    """DAG ``on_failure_callback``: a failed task of a campaign run becomes an alert."""
+    """Task ``on_failure_callback`` (the campaign DAG's ``default_args``): a task that
+    failed for good (no retry left) becomes an alert, with the exception's text masked.
+
+    A rejected file becomes the :func:`~smsdrop.alerts.rejected` alert naming it; an
+    :class:`AlertedFailure` none (its alerts went out); a failure after the uploads does
+    not say "nothing was uploaded".
+    """
 
     template_fields = ("campaign_id",)
 
@@ -122,5 +149,21 @@ class CampaignAlertNotifier(BaseNotifier):
         detail = masked(f"{type(error).__name__}: {error}") if error else "no error recorded"
         params = context.get("params") or {}
         conn_ids = alert_connections(params.get("alert_connections") or None)
-        alert = failure(self.campaign_id, task_id, f"task {task_id} failed", detail)
+        if isinstance(error, AlertedFailure):
+            log.info("task %s failed; its alerts were sent by the task", task_id)
+            return
+        if isinstance(error, MTargetRejectedError):
+            alert = rejected(self.campaign_id, _send_file(context.get("task"), task_id))
+        else:
+            alert = failure(self.campaign_id, task_id, f"task {task_id} failed", detail)
+            if task_id not in BEFORE_UPLOAD:
+                alert = replace(alert, lines=(alert.lines[0], AFTER_UPLOAD))
         deliver(alert, conn_ids)
+
+
+def _send_file(task: Any, fallback: str) -> str:
+    """The SEND file a status sensor waited for (its ``send()``), else ``fallback``."""
+    try:
+        return str(task.send().name)
+    except Exception:  # noqa: BLE001 - a task without a SEND name: the alert still goes
+        return fallback

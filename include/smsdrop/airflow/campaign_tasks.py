@@ -25,6 +25,9 @@ from smsdrop.dropbox import FileState, RemoteState
 from smsdrop.errors import InputError
 
 if TYPE_CHECKING:
+    from smsdrop.account import Account
+    from smsdrop.alerts import Alert, Thresholds
+    from smsdrop.pricing import PriceList
     from smsdrop.spec import CampaignSpec
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,8 @@ MTARGET_CONN_ID = "mtarget_default"
 BATCH_ROWS = int(os.environ.get("SMSDROP_BATCH_ROWS", "250000"))
 #: Records per SEND file: the spec's 1,000,000 unless an account (or a test) wants fewer.
 MAX_RECORDS = int(os.environ.get("SMSDROP_MAX_RECORDS", str(PROVIDER_MAX_RECORDS)))
+#: The deployment's price list (YAML); unset: the example shipped (pricing.DEFAULT_PRICES).
+PRICES_ENV = "SMSDROP_PRICES"
 
 
 def _checked(params: dict[str, Any]) -> CampaignSpec:
@@ -52,6 +57,55 @@ def _spec(request: dict[str, Any]) -> CampaignSpec:
     from smsdrop.spec import CampaignSpec
 
     return CampaignSpec.from_dict(request)
+
+
+def account(conn_id: str = MTARGET_CONN_ID) -> Account:
+    """The provider account's options, from the provider connection's extras (the hook's
+    connection: one place describes the account); a bad extra fails the run naming it."""
+    from airflow.sdk import BaseHook
+
+    from smsdrop.account import Account
+
+    extras = BaseHook.get_connection(conn_id).extra_dejson
+    try:
+        return Account.from_extras(extras, conn_id)
+    except InputError as error:
+        raise AirflowFailException(str(error)) from None
+
+
+def prices() -> PriceList:
+    """The price list of the estimate: ``SMSDROP_PRICES`` (a path), else the example."""
+    from pathlib import Path
+
+    from smsdrop.pricing import DEFAULT_PRICES, PriceList
+
+    try:
+        return PriceList.load(Path(os.environ.get(PRICES_ENV) or DEFAULT_PRICES))
+    except InputError as error:
+        raise AirflowFailException(f"price list ({PRICES_ENV}): {error}") from None
+
+
+def thresholds(req: CampaignSpec) -> Thresholds:
+    """The campaign's ACK thresholds (percentages in the form, fractions in the checks)."""
+    from smsdrop.alerts import Thresholds
+
+    def fraction(text: str) -> float | None:
+        return None if text == "off" else float(text) / 100
+
+    return Thresholds(
+        min_delivery_rate=fraction(req.min_delivery_rate),
+        max_not_sent_rate=fraction(req.max_not_sent_rate),
+        max_stop_rate=fraction(req.max_stop_rate),
+    )
+
+
+def alert(req: CampaignSpec | dict[str, Any], message: Alert) -> dict[str, str]:
+    """Deliver ``message`` where the campaign's alerts go (its ``alert_connections``, else
+    the deployment's); without any, :func:`deliver` logs it as "would send"."""
+    from smsdrop.airflow.alerting import alert_connections, deliver
+
+    value = req.get("alert_connections") if isinstance(req, dict) else req.alert_connections
+    return deliver(message, alert_connections(value or None))
 
 
 def _remote_state(conn_id: str):
@@ -81,6 +135,14 @@ def start(
     problem = horizon_problem(request.send_time(), datetime.now(UTC), request.max_days_ahead)
     if problem:
         raise AirflowFailException(problem)
+    refusals = account(mtarget_conn_id).campaign_problems(
+        long_sms=request.long_sms, ucs2=request.encoding_policy == "ucs2"
+    )
+    if refusals:
+        raise AirflowFailException(
+            "campaign parameters: "
+            + "; ".join(str(InputError(why, field=name)) for name, why in refusals)
+        )
     with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
         warehouse.migrate()
         check = submission(warehouse, request.campaign_id, _remote_state(mtarget_conn_id))
@@ -151,6 +213,7 @@ def extract(request: dict[str, Any], run_id: str) -> dict[str, Any]:
 def prepare(request: dict[str, Any], extracted: dict[str, Any]) -> dict[str, Any]:
     """Validate, drop opt-outs and duplicates, plan the slot, write the SEND files."""
     from smsdrop.campaign import AUDIENCE_FILE, prepare_staged, summary_lines
+    from smsdrop.pricing import BudgetExceeded
 
     req = _spec(request)
     folder = staging.ObjectStoragePath(extracted["staging"])
@@ -162,7 +225,11 @@ def prepare(request: dict[str, Any], extracted: dict[str, Any]) -> dict[str, Any
                 local,
                 batch_rows=BATCH_ROWS,
                 max_records=MAX_RECORDS,
+                account=account(),
+                prices=prices(),
             )
+        except BudgetExceeded as error:  # the SEND files are gone: nothing can be uploaded
+            raise AirflowFailException(f"budget stop: {error.reason}") from None
         except InputError as error:
             raise AirflowFailException(f"preparation: {error}") from None
         status = "dry_run" if req.dry_run else ("prepared" if summary.valid else "empty")
@@ -174,6 +241,8 @@ def prepare(request: dict[str, Any], extracted: dict[str, Any]) -> dict[str, Any
     facts = summary.as_dict()
     for line in summary_lines(facts):
         log.info("%s", line)
+    if facts.get("cost"):
+        log.info("%s", cost_line(facts["cost"], req.dry_run))
     files = [
         {
             "local_path": str(folder / f["name"]),
@@ -184,6 +253,16 @@ def prepare(request: dict[str, Any], extracted: dict[str, Any]) -> dict[str, Any
         for f in facts["files"]
     ]
     return {"summary": facts, "files": files, "staging": str(folder)}
+
+
+def cost_line(cost: dict[str, Any], dry_run: bool = False) -> str:
+    """The estimate as the task log (and the dry run) shows it."""
+    by_country = ", ".join(f"{k} {v:g}" for k, v in cost["by_country"].items())
+    by_encoding = ", ".join(f"{k} {v:g}" for k, v in cost["by_encoding"].items())
+    return (
+        f"estimated cost{' (dry run)' if dry_run else ''}: {cost['total']:g} "
+        f"{cost['currency']} (by country: {by_country}; by encoding: {by_encoding})"
+    )
 
 
 def contract(request: dict[str, Any], files: list[dict[str, Any]]) -> dict[str, Any]:
@@ -268,11 +347,52 @@ def record_names(
             status="planned",
             parameters={**req.to_dict(), "planned_by": run_id},
         )
+        added = _record_history(warehouse, req, files, datetime.fromisoformat(summary["send_at"]))
+        if summary.get("cost"):
+            warehouse.record_campaign_prices(req.campaign_id, prices())
+            warehouse.record_estimate(req.campaign_id, _cost(summary["cost"]))
+    log.info("send history: %d number(s) recorded for the frequency caps", added)
     upload_at = upload_time(datetime.fromisoformat(summary["send_at"]), req.upload_lead_minutes)
     if ti is not None:
         ti.xcom_push(key="upload_at", value=upload_at.isoformat())
     log.info("planned: %s; uploads from %s", ", ".join(names), upload_at.isoformat())
     return files
+
+
+def _record_history(
+    warehouse: Any, req: CampaignSpec, files: list[dict[str, Any]], send_at: Any
+) -> int:
+    """Each SEND file's numbers into the send history (idempotent: a retry adds nothing),
+    read from the staged file itself: exactly what will be uploaded."""
+    from smsdrop.csvfile import read_records
+    from smsdrop.record_rules import to_int64
+
+    added = 0
+    for f in files:
+        with staging.local_file(f["local_path"]) as local:
+            table = read_records(local.read_bytes(), f["remote_name"]).table
+        numbers = to_int64(table.column("msisdn"))
+        added += warehouse.record_send_history(
+            f["remote_name"], req.campaign_id, send_at, numbers[numbers >= 0]
+        )
+    return added
+
+
+def _cost(shown: dict[str, Any]) -> Any:
+    """The estimate of the summary (``Cost.as_dict()``) as a :class:`Cost` to record."""
+    from decimal import Decimal
+
+    from smsdrop.pricing import Cost
+
+    def amounts(values: dict[str, float]) -> dict[str, Decimal]:
+        return {k: Decimal(str(v)) for k, v in values.items()}
+
+    return Cost(
+        shown["currency"],
+        Decimal(str(shown["total"])),
+        amounts(shown["by_country"]),
+        amounts(shown["by_encoding"]),
+    )
 
 
 def _check_slot(window_end: str | None, summary: dict[str, Any] | None) -> None:
@@ -411,7 +531,10 @@ def record_outcome(
     mtarget_conn_id: str = MTARGET_CONN_ID,
 ) -> dict[str, str]:
     """Record each file's state as the provider shows it; fail naming rejected files."""
+    from smsdrop.airflow.alerting import AlertedFailure
     from smsdrop.airflow.hooks import MTargetHook
+    from smsdrop.alerts import started
+    from smsdrop.naming import parse_name
 
     if not request or not files:
         raise AirflowSkipException("nothing was planned for upload")
@@ -434,11 +557,17 @@ def record_outcome(
         else:
             status = "submitting"
         warehouse.record_campaign(req.campaign_id, req.service_id, status=status)
+        recorded = warehouse.campaign_files(req.campaign_id)  # row counts after the guard
     log.info("file states: %s", states)
-    if rejected:
-        raise AirflowFailException(
+    if rejected:  # each rejected file had its alert when wait_done saw it
+        raise AlertedFailure(
             f"the provider REJECTED {', '.join(rejected)}: nothing of those files was sent"
         )
+    if status == "submitted":
+        records = {r["name"]: r["row_count"] for r in recorded}
+        programmed = sum(int(records.get(n) or 0) for n in states)
+        send_at = min(parse_name(n).at for n in states).isoformat()
+        alert(req, started(req.campaign_id, programmed, len(states), send_at))
     return states
 
 
@@ -446,7 +575,9 @@ def load_acks(
     request: dict[str, Any], files: list[dict[str, Any]], mtarget_conn_id: str = MTARGET_CONN_ID
 ) -> dict[str, int]:
     """Each file's ACK report into ``sms_deliveries`` (idempotent)."""
+    from smsdrop.airflow.alerting import AlertedFailure
     from smsdrop.airflow.hooks import MTargetHook
+    from smsdrop.alerts import ack_alerts
     from smsdrop.naming import FileKind, parse_name
     from smsdrop.reports import parse_ack_tolerant
 
@@ -485,7 +616,28 @@ def load_acks(
         warehouse.record_campaign(req.campaign_id, req.service_id, status="acknowledged")
         stats = warehouse.campaign_stats(req.campaign_id)
     log.info("campaign stats: %s", {k: v for k, v in stats.items() if k != "parameters"})
+    breached = ack_alerts(req.campaign_id, stats, thresholds(req))
+    for message in breached:
+        alert(req, message)
+    if breached:  # loaded and alerted; the run must not end as a silent success
+        raise AlertedFailure(
+            f"campaign {req.campaign_id}: the ACK is under its thresholds: "
+            + "; ".join(m.subject.split(": ", 1)[1] for m in breached)
+            + " (alert sent; the deliveries are loaded)"
+        )
     return counts
+
+
+def file_accepted(context: Any) -> None:
+    """``wait_done``'s ``on_success_callback``: the provider's first notice, the file was
+    accepted (``.done``), with its record count (after the opt-out guard: the upload's)."""
+    from smsdrop.alerts import accepted
+
+    task = context["task"]
+    metadata = task.name if isinstance(task.name, dict) else {}
+    records = int(metadata.get("records") or 0)
+    params = context.get("params") or {}
+    alert(dict(params), accepted(str(params.get("campaign_id")), task.send().name, records))
 
 
 def tidy_remote(files: list[dict[str, Any]], mtarget_conn_id: str = MTARGET_CONN_ID) -> int:

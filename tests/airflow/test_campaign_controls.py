@@ -1,0 +1,161 @@
+"""Issue 12 on the DAG: alerts by mail through a campaign run, ACK thresholds, the budget
+stop, the lock deadline, the send history. Real ``dag.test()`` runs against the sandbox
+(DuckDB: the warehouse side is tested on both engines in tests/warehouse), mail through a
+real SMTP server on loopback (aiosmtpd)."""
+
+# ruff: noqa: F811  (the fixtures imported below are the tests' arguments)
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from smsdrop.sandbox import Sandbox
+from tests.airflow.support import task_states, xcom
+from tests.airflow.test_alerting import Inbox, _body, inbox  # noqa: F401  (a fixture)
+from tests.airflow.test_sms_campaign import (  # noqa: F401  (fixtures)
+    CONF,
+    _query,
+    _run,
+    campaign,
+    sandbox,
+    slot,
+)
+
+pytestmark = [
+    pytest.mark.usefixtures("airflow_db"),
+    pytest.mark.parametrize("warehouse_conn", ["duckdb"], indirect=True),
+]
+MAIL = {"alert_connections": "smsdrop_mail"}
+#: A phone number in any spelling (9+ digits in a row, or + and spaced digits): never in a
+#: mail. Counts are written with thousands separators, file names cut their digits by "-".
+NUMBER_LIKE = re.compile(r"[0-9]{9,}|\+[0-9][0-9 .]{7,}")
+
+
+def _mails(inbox: Inbox) -> list[tuple[str, str]]:
+    return [(str(mail["Subject"]), _body(mail)) for _, mail in inbox.mails]
+
+
+def _no_personal_data(mails: list[tuple[str, str]]) -> None:
+    for subject, body in mails:
+        text = subject + body
+        assert not NUMBER_LIKE.search(text), subject
+        assert "ce samedi" not in text and "Bonjour" not in text, subject
+
+
+def test_a_run_mails_its_notices_records_its_history_and_fails_under_a_threshold(
+    sandbox: Sandbox, campaign: dict[str, Any], inbox: Inbox
+) -> None:
+    run = _run(
+        sandbox,
+        campaign_id="notices",
+        min_delivery_rate="100",  # the sandbox never delivers everything: under it
+        max_not_sent_rate="off",
+        max_stop_rate="off",
+        **MAIL,
+    )
+    states = {t: s for t, (s, _) in task_states(run).items()}
+    assert str(run.state) == "failed"
+    assert states["record_outcome"] == "success" and states["load_acks"] == "failed", states
+    assert states["tidy_remote"] == "upstream_failed" and states["remove_staged"] == "success"
+
+    summary = xcom(run, "prepare")["summary"]
+    files = sorted(f["name"] for f in summary["files"])
+    mails = _mails(inbox)
+    subjects = [s for s, _ in mails]
+    accepted = sorted(s for s in subjects if s.endswith(" accepted"))
+    assert accepted == [f"[smsdrop ok] campaign notices: {name} accepted" for name in files]
+    programmed = f"[smsdrop ok] campaign notices: {summary['valid']:,} SMS programmed"
+    assert subjects.count(programmed) == 1
+    stats = _query("SELECT * FROM sms_campaign_stats WHERE campaign_id = %s", "notices")
+    sent, delivered = int(stats["sent"].iloc[0]), int(stats["delivered"].iloc[0])
+    rate = delivered / sent
+    assert sent == summary["valid"] and delivered < sent
+    below = f"[smsdrop FAILED] campaign notices: delivery rate {rate:.1%} below 100.0%"
+    assert subjects.count(below) == 1
+    assert len(mails) == len(files) + 2  # no second mail for load_acks' failure
+    body = dict(mails)[below]
+    assert f"sent {sent:,}, delivered {delivered:,}" in body
+    _no_personal_data(mails)
+
+    # The send history: every number of every file, once; the estimate of the summary.
+    history = _query(
+        "SELECT send_file, count(*) AS n, count(DISTINCT msisdn) AS d FROM sms_send_history"
+        " WHERE campaign_id = %s GROUP BY send_file ORDER BY send_file",
+        "notices",
+    )
+    assert history["send_file"].tolist() == files
+    rows = {f["name"]: f["rows"] for f in summary["files"]}
+    assert history["n"].astype(int).tolist() == [rows[n] for n in files]
+    assert history["d"].astype(int).tolist() == history["n"].astype(int).tolist()
+    recorded = _query(
+        "SELECT estimated_cost, cost_currency FROM sms_campaigns WHERE campaign_id = %s",
+        "notices",
+    )
+    assert float(recorded["estimated_cost"].iloc[0]) == summary["cost"]["total"] > 0
+    assert recorded["cost_currency"].tolist() == ["EUR"]
+    assert summary["cost"]["by_country"]["FR"] == round(
+        0.045 * summary["countries"]["FR"] * summary["segments"] / summary["valid"], 4
+    )
+
+    # Idempotent on retry: the history of a file recorded again adds nothing.
+    from smsdrop.airflow.warehouse import warehouse_from_connection
+
+    with warehouse_from_connection() as warehouse:
+        for name in files:
+            numbers = _query("SELECT msisdn FROM sms_send_history WHERE send_file = %s", name)
+            again = warehouse.record_send_history(
+                name,
+                "notices",
+                datetime.fromisoformat(summary["send_at"]),
+                numbers["msisdn"].to_numpy(),
+            )
+            assert again == 0
+
+
+def test_a_budget_stop_uploads_nothing_and_says_why(
+    sandbox: Sandbox, campaign: dict[str, Any], inbox: Inbox
+) -> None:
+    run = _run(sandbox, campaign_id="budget", max_cost="1", **MAIL)
+    states = {t: s for t, (s, _) in task_states(run).items()}
+    assert str(run.state) == "failed"
+    assert states["prepare"] == "failed" and states["upload"] == "upstream_failed", states
+    assert states["remove_staged"] == "success"
+    assert not sandbox.events("file_received")
+    assert not any(p.is_file() for p in campaign["staging"].rglob("*"))
+    [(subject, body)] = _mails(inbox)
+    assert subject == "[smsdrop FAILED] campaign budget: task prepare failed"
+    found = re.search(r"budget stop: the estimated cost ([0-9.]+) EUR is over the cap", body)
+    assert found and float(found[1]) > 1, body
+    assert "max_cost=1 EUR: nothing was sent" in body
+    assert "Nothing was uploaded for this campaign." in body
+    files = _query("SELECT count(*) AS n FROM sms_campaign_files WHERE campaign_id = 'budget'")
+    assert int(files["n"].iloc[0]) == 0
+    _no_personal_data(_mails(inbox))
+
+
+@pytest.fixture
+def held(make_sandbox, slot: datetime) -> Sandbox:
+    """A provider that leaves every .csv alone for an hour (the sandbox's ``lock_delay``).
+    Started before the SMTP server: a sandbox started after it does not come up."""
+    return make_sandbox(lock_delay=3600, start=slot)
+
+
+def test_a_file_the_provider_never_takes_fails_wait_done_past_the_deadline(
+    held: Sandbox, connect, campaign: dict[str, Any], inbox: Inbox, capfd
+) -> None:
+    connect(held.port)
+    run = _run(held, campaign_id="stuck", lock_deadline_minutes=1, **MAIL)
+    states = {t: s for t, (s, _) in task_states(run).items()}
+    assert str(run.state) == "failed"
+    assert states["wait_done"] == "failed" and states["upload"] == "success", states
+    files = sorted(f["name"] for f in xcom(run, "prepare")["summary"]["files"])
+    text = capfd.readouterr()
+    log = text.out + text.err
+    for name in files:
+        assert f"Send/{name}: {name} is still .csv 1 min after its upload (deadline 1 min" in log
+    subjects = [s for s, _ in _mails(inbox)]
+    assert "[smsdrop FAILED] campaign stuck: task wait_done failed" in subjects
+    assert not held.events("message_sent")
