@@ -24,10 +24,8 @@ from tests.airflow.test_sms_campaign import (  # noqa: F401  (fixtures)
     slot,
 )
 
-pytestmark = [
-    pytest.mark.usefixtures("airflow_db"),
-    pytest.mark.parametrize("warehouse_conn", ["duckdb"], indirect=True),
-]
+pytestmark = pytest.mark.usefixtures("airflow_db")
+DUCKDB = pytest.mark.parametrize("warehouse_conn", ["duckdb"], indirect=True)
 MAIL = {"alert_connections": "smsdrop_mail"}
 #: A phone number in any spelling (9+ digits in a row, or + and spaced digits): never in a
 #: mail. Counts are written with thousands separators, file names cut their digits by "-".
@@ -45,6 +43,7 @@ def _no_personal_data(mails: list[tuple[str, str]]) -> None:
         assert "ce samedi" not in text and "Bonjour" not in text, subject
 
 
+@DUCKDB
 def test_a_run_mails_its_notices_records_its_history_and_fails_under_a_threshold(
     sandbox: Sandbox, campaign: dict[str, Any], inbox: Inbox
 ) -> None:
@@ -115,6 +114,7 @@ def test_a_run_mails_its_notices_records_its_history_and_fails_under_a_threshold
             assert again == 0
 
 
+@DUCKDB
 def test_a_budget_stop_uploads_nothing_and_says_why(
     sandbox: Sandbox, campaign: dict[str, Any], inbox: Inbox
 ) -> None:
@@ -143,6 +143,7 @@ def held(make_sandbox, slot: datetime) -> Sandbox:
     return make_sandbox(lock_delay=3600, start=slot)
 
 
+@DUCKDB
 def test_a_file_the_provider_never_takes_fails_wait_done_past_the_deadline(
     held: Sandbox, connect, campaign: dict[str, Any], inbox: Inbox, capfd
 ) -> None:
@@ -151,6 +152,7 @@ def test_a_file_the_provider_never_takes_fails_wait_done_past_the_deadline(
     states = {t: s for t, (s, _) in task_states(run).items()}
     assert str(run.state) == "failed"
     assert states["wait_done"] == "failed" and states["upload"] == "success", states
+    assert states["record_outcome"] == "failed" and states["wait_ack"] == "upstream_failed"
     files = sorted(f["name"] for f in xcom(run, "prepare")["summary"]["files"])
     text = capfd.readouterr()
     log = text.out + text.err
@@ -159,3 +161,44 @@ def test_a_file_the_provider_never_takes_fails_wait_done_past_the_deadline(
     subjects = [s for s, _ in _mails(inbox)]
     assert "[smsdrop FAILED] campaign stuck: task wait_done failed" in subjects
     assert not held.events("message_sent")
+
+
+@pytest.mark.parametrize(
+    ("extra", "asked", "message"),
+    [
+        (
+            {},
+            {"long_sms": True},
+            (
+                "campaign parameters: field long_sms: the account has no long SMS option "
+                "(long_sms extra): 1 segment only"
+            ),
+        ),
+        (
+            {"long_sms": True},
+            {"long_sms": True, "encoding_policy": "ucs2"},
+            (
+                "campaign parameters: field encoding_policy: the account has no Unicode option "
+                "(unicode extra): transliterate or reject"
+            ),
+        ),
+        (
+            {"long_sms": "maybe"},
+            {},
+            "connection 'mtarget_default' extra long_sms: must be true or false, got maybe",
+        ),
+    ],
+    ids=["long_sms", "ucs2", "bad-extra"],
+)
+def test_start_refuses_what_the_account_does_not_allow(
+    connect, keys, extra: dict, asked: dict, message: str
+) -> None:
+    """Before any warehouse or provider connection: the account's extras decide."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from smsdrop.airflow.campaign_tasks import start
+
+    connect(1, **extra)  # a port nobody listens on: nothing is contacted
+    with pytest.raises(AirflowFailException) as refused:
+        start({**CONF, "send_at": None, **asked}, "manual__t")
+    assert str(refused.value) == message

@@ -530,7 +530,9 @@ def record_outcome(
     files: list[dict[str, Any]] | None,
     mtarget_conn_id: str = MTARGET_CONN_ID,
 ) -> dict[str, str]:
-    """Record each file's state as the provider shows it; fail naming rejected files."""
+    """Record each file's state as the provider shows it; fail naming rejected files, and
+    files never accepted (their wait failed: no ACK will come, so none is awaited); all
+    accepted: the alert "N SMS programmed" (counts after the opt-out guard)."""
     from smsdrop.airflow.alerting import AlertedFailure
     from smsdrop.airflow.hooks import MTargetHook
     from smsdrop.alerts import started
@@ -563,12 +565,27 @@ def record_outcome(
         raise AlertedFailure(
             f"the provider REJECTED {', '.join(rejected)}: nothing of those files was sent"
         )
-    if status == "submitted":
-        records = {r["name"]: r["row_count"] for r in recorded}
-        programmed = sum(int(records.get(n) or 0) for n in states)
-        send_at = min(parse_name(n).at for n in states).isoformat()
-        alert(req, started(req.campaign_id, programmed, len(states), send_at))
+    # A file handed over but never accepted: its wait_done failed (stuck, gone…) and alerted;
+    # no ACK will come, so none is awaited. A file still planned was not uploaded (every
+    # recipient opted out since: skipped), so nothing is awaited of it either.
+    unaccepted = [f"{n} ({s})" for n, s in sorted(states.items()) if s not in _SETTLED]
+    if unaccepted:
+        raise AlertedFailure(
+            f"not every file was accepted by the provider: {', '.join(unaccepted)}; no ACK "
+            "is awaited"
+        )
+    records = {r["name"]: r["row_count"] for r in recorded}
+    done = [n for n, s in states.items() if s == FileState.DONE]
+    if not done:
+        return states
+    programmed = sum(int(records.get(n) or 0) for n in done)
+    send_at = min(parse_name(n).at for n in done).isoformat()
+    alert(req, started(req.campaign_id, programmed, len(done), send_at))
     return states
+
+
+#: What record_outcome lets pass: accepted, or never uploaded (nothing to wait for).
+_SETTLED = frozenset({FileState.DONE.value, FileState.PLANNED.value})
 
 
 def load_acks(
