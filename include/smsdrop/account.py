@@ -21,12 +21,13 @@ from typing import Any, Final
 
 from smsdrop import naming
 from smsdrop.errors import InputError, printable
+from smsdrop.optout_mention import MENTION_MAX, mention_problem
 
 __all__ = ["ACCOUNT_EXTRAS", "Account"]
 
 _TRUE: Final = ("1", "true", "yes", "on")
 _FALSE: Final = ("0", "false", "no", "off", "")
-MENTION_MAX: Final = 60
+
 _SERVICE_ID: Final = next(p for p in naming.PARTS if p.label == "SERVICEID")
 
 
@@ -112,6 +113,9 @@ def _text(name: str, raw: object, where: str) -> str:
     pattern, expected = _TEXT_RULES[name]
     if not pattern.fullmatch(value):
         raise InputError(f"{where}: must be {expected}, got {printable(value)}")
+    problem = mention_problem(value) if name == "optout_mention" else None
+    if problem is not None:
+        raise InputError(f"{where}: {problem}, got {printable(value)}")
     return value
 
 

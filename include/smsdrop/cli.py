@@ -83,15 +83,12 @@ def file_encoding(text: str) -> str:
 
 
 def optout_mention(text: str) -> str:
-    """An opt-out mention the check can use: 1 to 60 characters, not only spaces."""
-    from smsdrop.fields import MENTION_MAX
-    from smsdrop.optout_mention import normalised
+    """An opt-out mention the check can use (:func:`smsdrop.optout_mention.mention_problem`)."""
+    from smsdrop.optout_mention import mention_problem
 
-    if len(text) > MENTION_MAX or any(ord(c) < 0x20 for c in text) or not normalised(text):
-        raise argparse.ArgumentTypeError(
-            f"an opt-out mention is 1 to {MENTION_MAX} characters without control characters, "
-            f"not only spaces: {printable(text)}"
-        )
+    problem = mention_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"the opt-out mention {problem}: {printable(text)}")
     return text
 
 

@@ -21,8 +21,6 @@ from typing import Any, Final
 from smsdrop.gsm import EncodingPolicy
 
 CAMPAIGN_ID_MAX: Final = 20
-#: The longest opt-out mention (the account extra's limit too).
-MENTION_MAX: Final = 60
 #: A time of day on the minute, 00:00 to 23:59.
 HHMM: Final = "(?:[01][0-9]|2[0-3]):[0-5][0-9]"
 #: The form's section of the fields most campaigns leave as they are.

@@ -22,7 +22,10 @@ from __future__ import annotations
 import unicodedata
 from typing import Any, Final
 
-__all__ = ["MENTION_COUNTRIES", "missing_mention", "normalised"]
+__all__ = ["MENTION_COUNTRIES", "MENTION_MAX", "mention_problem", "missing_mention", "normalised"]
+
+#: The longest mention accepted (an SMS is 160 characters; the mention is a short part).
+MENTION_MAX: Final = 60
 
 #: Destinations whose marketing SMS must carry the mention (ISO 3166 alpha-2).
 MENTION_COUNTRIES: Final = frozenset(
@@ -40,6 +43,19 @@ def normalised(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     kept = "".join(c for c in decomposed if not unicodedata.combining(c))
     return "".join(kept.lower().split())
+
+
+def mention_problem(text: str) -> str | None:
+    """Why ``text`` cannot serve as the mention (a campaign's or an account's), or None.
+
+    Too long, a control character, or nothing left once accents and spaces are removed
+    (it would match every message).
+    """
+    if len(text) > MENTION_MAX or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        return f"must be at most {MENTION_MAX} characters without control characters"
+    if not normalised(text):
+        return "holds nothing to look for (only spaces or accents)"
+    return None
 
 
 def missing_mention(messages: Any, countries: Any, mention: str) -> Any:

@@ -25,7 +25,7 @@ from smsdrop.errors import InputError, printable
 from smsdrop.frequency import FrequencyCap, deployment_cap
 from smsdrop.gsm import EncodingPolicy
 from smsdrop.naming import PARIS
-from smsdrop.optout_mention import normalised
+from smsdrop.optout_mention import mention_problem
 from smsdrop.prepare import template_fields
 from smsdrop.record_rules import Rules
 
@@ -100,18 +100,10 @@ class CampaignSpec:
         """Refuse an opt-out mention the check could not use: too long, a control character,
         or only spaces (it would match every message)."""
         text = self.optout_mention
-        if not text:
-            return
-        if len(text) > fields.MENTION_MAX or any(ord(c) < 0x20 for c in text):
-            raise InputError(
-                f"must be at most {fields.MENTION_MAX} characters without control characters, "
-                f"got {printable(text)}",
-                field="optout_mention",
-            )
-        if not normalised(text):
-            raise InputError(
-                "holds nothing to look for (only spaces or accents)", field="optout_mention"
-            )
+        problem = mention_problem(text) if text else None
+        if problem is not None:
+            shown = f", got {printable(text)}" if problem.startswith("must") else ""
+            raise InputError(problem + shown, field="optout_mention")
 
     def marketing(self, account: Account | None = None) -> bool:
         """Whether the campaign is marketing traffic: only marketing gets the French window,
