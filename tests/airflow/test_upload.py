@@ -103,7 +103,10 @@ def test_connection_cut_mid_upload_fails_then_the_retry_completes(
     connect(proxy.port)
     local = write_send(tmp_path, NAME, 20_000)  # ~1.6 MB
     proxy.cut_next(600_000)  # well into the file data
-    with pytest.raises(MTargetTransferError, match="failed after") as failed:
+    # Pipelined writes are acknowledged late: the cut surfaces in the writes ("failed after
+    # N of M bytes") or, on a busy machine, only at the size check before the rename
+    # ("handing over … the connection is gone"). Either way nothing was handed over.
+    with pytest.raises(MTargetTransferError, match="failed after|connection is gone") as failed:
         attempt(local)
     assert not isinstance(failed.value, AirflowFailException)  # Airflow retries it
     assert proxy.cuts == 1
