@@ -69,7 +69,13 @@ def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
     server = HTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    conn = {"conn_type": "http", "host": "127.0.0.1", "port": server.server_port, "schema": "hook"}
+    conn = {
+        "conn_type": "http",
+        "host": "127.0.0.1",
+        "port": server.server_port,
+        "schema": "http",
+        "extra": {"endpoint": "hook"},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_SMSDROP_CHAT", json.dumps(conn))
     try:
         yield received
@@ -97,7 +103,7 @@ def test_a_threshold_alert_arrives_by_mail_with_its_figures(inbox: Inbox) -> Non
 def test_webhook_and_mail_together_and_a_dead_channel_does_not_stop_the_others(
     inbox: Inbox, webhook: list[dict], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dead = {"conn_type": "http", "host": "127.0.0.1", "port": 9}  # discard port: refused
+    dead = {"conn_type": "http", "host": "127.0.0.1", "port": 9, "schema": "http"}  # refused
     monkeypatch.setenv("AIRFLOW_CONN_SMSDROP_DEAD", json.dumps(dead))
     alert = ack_alerts("SPRING26", STATS, Thresholds())[1]
     outcomes = deliver(alert, alert_connections("smsdrop_dead, smsdrop_chat,smsdrop_mail"))

@@ -6,8 +6,10 @@ Where alerts go is configuration, not code: a list of Airflow connection ids (th
 
 - ``smtp``: the SMTP provider's ``SmtpHook`` (host, port, login, TLS extras as it documents);
   recipients in the ``to`` extra (comma-separated), sender in ``from_email``.
-- ``http``/``https``: a JSON POST ``{"text": ..., "alert": {...}}`` to the connection's
-  host and schema (Slack, Mattermost and Teams incoming webhooks read ``text``).
+- ``http``/``https``: a JSON POST ``{"text": ..., "alert": {...}}`` to
+  ``schema://host:port/endpoint`` (``schema`` http or https, https by default; the path in
+  the ``endpoint`` extra), as Airflow's HTTP connections spell a URL (Slack, Mattermost and
+  Teams incoming webhooks read ``text``).
 
 A channel that fails is logged and the others still get the alert: a mail server down must
 not fail a campaign that was sent. :class:`CampaignAlertNotifier` is the DAG-level failure
@@ -21,7 +23,6 @@ import json
 import logging
 import os
 import re
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Final
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 ENV: Final = "SMSDROP_ALERT_CONNECTIONS"
 WEBHOOK_TIMEOUT: Final = 10.0
 #: A run of digits that could be a phone number: masked in any text we did not build.
-_NUMBER_LIKE: Final = re.compile(r"\+?[0-9][0-9 .\-]{5,}[0-9]")
+_NUMBER_LIKE: Final = re.compile(r"(?<![\w-])\+?[0-9][0-9 .\-]{5,}[0-9](?![\w-])")
 
 
 def alert_connections(value: str | Sequence[str] | None = None) -> list[str]:
@@ -62,12 +63,17 @@ def _mail(conn_id: str, alert: Alert) -> None:
 
 def _webhook(conn_id: str, alert: Alert) -> None:
     conn = BaseHook.get_connection(conn_id)
+    # As Airflow's HTTP connections say it: the scheme in ``schema`` (https by default),
+    # the path in the ``endpoint`` extra. Only http(s) URLs are ever called.
+    scheme = (conn.schema or "https").lower()
     host = conn.host or ""
-    if "://" not in host:
-        scheme = "http" if conn.conn_type == "http" else "https"
-        host = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
-    url = host.rstrip("/") + (f"/{conn.schema.lstrip('/')}" if conn.schema else "")
+    if scheme not in ("http", "https") or "://" in host or not host:
+        raise ValueError(f"connection {conn_id!r}: a webhook needs a host and schema http(s)")
+    endpoint = str(conn.extra_dejson.get("endpoint") or "").lstrip("/")
+    url = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "") + f"/{endpoint}"
     data = json.dumps({"text": alert.text(), "alert": alert.as_dict()}).encode()
+    import urllib.request  # only when a webhook is called: the DAG file imports this module
+
     request = urllib.request.Request(
         url, data=data, headers={"Content-Type": "application/json"}, method="POST"
     )

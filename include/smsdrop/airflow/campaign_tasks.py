@@ -566,15 +566,20 @@ def record_outcome(
             f"the provider REJECTED {', '.join(rejected)}: nothing of those files was sent"
         )
     # A file handed over but never accepted: its wait_done failed (stuck, gone…) and alerted;
-    # no ACK will come, so none is awaited. A file still planned was not uploaded (every
-    # recipient opted out since: skipped), so nothing is awaited of it either.
-    unaccepted = [f"{n} ({s})" for n, s in sorted(states.items()) if s not in _SETTLED]
+    # no ACK will come, so none is awaited. A file still planned with no rows left was
+    # skipped (every recipient opted out since); one with rows was never uploaded (its
+    # upload failed for good): the campaign was not sent whole.
+    records = {r["name"]: r["row_count"] for r in recorded}
+    unaccepted = [
+        f"{n} ({s})"
+        for n, s in sorted(states.items())
+        if s != FileState.DONE and not (s == FileState.PLANNED and not records.get(n))
+    ]
     if unaccepted:
         raise AlertedFailure(
             f"not every file was accepted by the provider: {', '.join(unaccepted)}; no ACK "
             "is awaited"
         )
-    records = {r["name"]: r["row_count"] for r in recorded}
     done = [n for n, s in states.items() if s == FileState.DONE]
     if not done:
         return states
@@ -582,10 +587,6 @@ def record_outcome(
     send_at = min(parse_name(n).at for n in done).isoformat()
     alert(req, started(req.campaign_id, programmed, len(done), send_at))
     return states
-
-
-#: What record_outcome lets pass: accepted, or never uploaded (nothing to wait for).
-_SETTLED = frozenset({FileState.DONE.value, FileState.PLANNED.value})
 
 
 def load_acks(
