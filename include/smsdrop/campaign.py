@@ -327,6 +327,9 @@ def prepare_staged(
     slot is only known once the audience is read, and the window moves it by hours at most,
     against a span of days.
 
+    A campaign prepared again (not a dry run) first drops the rejects an earlier attempt
+    saved, so every row's reason is this attempt's.
+
     The warehouse is opened (``open_warehouse``) briefly: for the opt-outs, then to save
     the rejects (:class:`WarehouseRejects`) — never across the preparation, so that
     concurrent runs on an embedded DuckDB file wait seconds for each other, not minutes.
@@ -335,6 +338,8 @@ def prepare_staged(
 
     cap = spec.cap() if spec.marketing(account) else None
     with open_warehouse() as warehouse:
+        if not spec.dry_run:  # an earlier attempt's rejects, saved as it streamed
+            warehouse.forget_rejects(spec.campaign_id)
         optouts = warehouse.optout_numbers()
         slot = spec.send_time() or now or datetime.now(UTC)
         capped = warehouse.capped_numbers(cap, slot, spec.campaign_id) if cap else None

@@ -136,3 +136,37 @@ def test_a_past_slot_is_uploaded_only_while_the_window_is_open() -> None:
     assert slot_problem(saturday, ["FR"], None, sunday)
     assert slot_problem(saturday, ["FR"], "20:00", saturday.replace(hour=21, minute=59, second=1))
     assert slot_problem(saturday, ["BE"], None, sunday) is None  # no window rules there
+
+
+def test_a_campaign_prepared_again_keeps_only_this_attempts_rejects(tmp_path: Path) -> None:
+    """Rejects are saved as the preparation streams; an attempt that stopped (a budget
+    stop, a crash) must not leave its reasons for the next one, whose opt-outs differ."""
+    from datetime import UTC, datetime
+
+    from campaigns import campaign_spec
+
+    from smsdrop.campaign import AUDIENCE_FILE, prepare_staged
+    from smsdrop.warehouse import DuckDBWarehouse
+
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    pd.DataFrame(
+        {"idremote": ["A1", "A2", "A3"], "msisdn": ["+33612345601", "+33612345602", "12"]}
+    ).to_parquet(staging / AUDIENCE_FILE)
+    path = tmp_path / "warehouse.duckdb"
+    with DuckDBWarehouse(path) as wh:
+        wh.migrate()
+        wh.upsert_optouts(pd.DataFrame({"msisdn": ["+33612345602"]}), "import")
+
+    def attempt() -> list[tuple[int, str]]:
+        spec = campaign_spec(message="Promo STOP au 36111", sender="SHOP")
+        now = datetime(2026, 12, 1, 9, tzinfo=UTC)
+        prepare_staged(lambda: DuckDBWarehouse(path), spec, staging, now=now)
+        with DuckDBWarehouse(path) as wh:
+            rows = wh.query_frame("SELECT source_row, reason FROM sms_rejected_rows ORDER BY 1")
+        return list(rows.itertuples(index=False, name=None))
+
+    assert attempt() == [(2, "OPTED_OUT"), (3, "MSISDN_INVALID")]
+    with DuckDBWarehouse(path) as wh:  # the opt-out is withdrawn before the next attempt
+        wh.query_frame("DELETE FROM sms_optouts RETURNING msisdn")
+    assert attempt() == [(3, "MSISDN_INVALID")]

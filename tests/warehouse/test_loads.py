@@ -241,6 +241,10 @@ def test_rejects_are_stored_masked_and_idempotent(warehouse) -> None:
     )
     assert warehouse.save_rejects("promo", careless).new == 4
     assert warehouse.save_rejects("promo", careless).new == 0
+    assert warehouse.save_rejects("other", careless).new == 4
+    assert warehouse.forget_rejects("promo") == 4  # another attempt starts clean
+    assert warehouse.save_rejects("promo", careless).new == 4
+    assert warehouse.forget_rejects("other") == 4
     stored = warehouse.query_frame(
         "SELECT source_row, idremote, msisdn_masked, reason, field FROM sms_rejected_rows"
         " ORDER BY source_row"

@@ -328,6 +328,19 @@ class Warehouse(SendHistory, CampaignCosts, ABC):
             )
         return LoadResult(len(rejects), new)
 
+    def forget_rejects(self, campaign_id: str) -> int:
+        """Drop a campaign's stored rejects before it is prepared again.
+
+        Rejects are saved while the preparation streams (memory follows the batch), so an
+        attempt that stopped (a budget stop, a crash) leaves some; the next attempt, with
+        newer opt-outs and caps, must not keep their reasons. Only for a campaign that
+        handed nothing over (the run's ``start`` has checked it).
+        """
+        with self.transaction():
+            return self._execute(
+                "DELETE FROM sms_rejected_rows WHERE campaign_id = %s", (campaign_id,)
+            )
+
     def save_late_optouts(self, campaign_id: str, rejects: pd.DataFrame) -> int:
         """Rows removed from a SEND file before its upload (opted out since it was
         written): saved as rejects, and moved from ``valid`` to ``rejected``/``opted_out``
