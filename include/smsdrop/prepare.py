@@ -352,7 +352,9 @@ def prepare(
         csv_rejects.close()
         cost = prices.cost(tally) if prices is not None else None
         problem = budget_problem(cost, max_cost) if cost is not None else None
-        if problem:
+        if problem and campaign.dry_run:  # a dry run sends nothing: it shows the stop
+            warnings.add(f"budget stop (dry run): {problem}")
+        elif problem:
             raise BudgetExceeded(problem, field="max_cost")
         if marketing:
             slot = first_allowed_slot(plan_from, list(countries), campaign.narrowed_end)

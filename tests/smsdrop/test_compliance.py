@@ -267,6 +267,16 @@ def test_over_budget_nothing_is_left_to_send(tmp_path: Path) -> None:
     assert caught.value.field == "max_cost"
 
 
+def test_a_dry_run_over_budget_shows_the_stop_and_sends_nothing_anyway(tmp_path: Path) -> None:
+    dry = replace(COSTLY, max_cost="0.39", dry_run=True)
+    summary = prepare(audience(tmp_path, COST_ROWS), dry, tmp_path / "o", prices=PRICES)
+    assert summary.cost == COST
+    assert (
+        "budget stop (dry run): the estimated cost 0.40 EUR is over the cap max_cost=0.39 EUR: "
+        "nothing was sent; raise max_cost or narrow the audience"
+    ) in summary.warnings
+
+
 def test_an_unlisted_country_without_a_default_stops_the_estimate(tmp_path: Path) -> None:
     strict = PriceList.from_mapping({"currency": "EUR", "countries": {"FR": 0.045}}, "p.yaml")
     with pytest.raises(InputError, match="no price for 'BE'|no price for BE") as caught:
