@@ -40,10 +40,10 @@ class SendHistory:
         count = len(numbers)
         data = pa.table(
             {
-                "send_file": pa.array([name] * count, pa.string()),
-                "campaign_id": pa.array([campaign_id] * count, pa.string()),
+                "send_file": pa.repeat(pa.scalar(name, pa.string()), count),
+                "campaign_id": pa.repeat(pa.scalar(campaign_id, pa.string()), count),
                 "msisdn": pa.array(np.asarray(numbers, dtype=np.int64)),
-                "send_at": pa.array([send_at] * count, pa.timestamp("us", tz="UTC")),
+                "send_at": pa.repeat(pa.scalar(send_at, pa.timestamp("us", tz="UTC")), count),
             }
         )
         with self.transaction():
