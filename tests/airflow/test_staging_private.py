@@ -3,6 +3,7 @@ embedded warehouse file 0600 (the extract and prepare tasks' functions, real Duc
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -34,6 +35,10 @@ def test_staged_files_and_folders_are_private(
     warehouse_conn, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     os.umask(0o022)  # the usual umask: what is private must be made so
+    # prepare reads the account's options from the provider connection (no extras: the
+    # spec's defaults); nothing here connects to it.
+    conn = {"conn_type": "sftp", "host": "127.0.0.1", "login": "sandbox"}
+    monkeypatch.setenv("AIRFLOW_CONN_MTARGET_DEFAULT", json.dumps(conn))
     root = tmp_path / "deep" / "staging"
     monkeypatch.setenv("SMSDROP_STAGING", root.as_uri())
     with warehouse_from_connection() as warehouse:
