@@ -7,15 +7,19 @@ the SEND files themselves, just before they are uploaded: if preparation had a b
 opt-out arrived while the campaign was being prepared, the contract stops the campaign
 before anything reaches the provider. Rules are data (:func:`expectations`).
 
-Each file is checked on its own (memory follows one file, ≤1,000,000 rows); uniqueness
-across files is checked on int64 numbers. The result keeps counts only: great-expectations'
-lists of unexpected values would hold phone numbers and are dropped.
+Each file is streamed in batches of at most :data:`BATCH_ROWS` records, and each batch
+is one run of the same great-expectations validation (built once): memory follows a batch,
+not a file. Counts are summed per file and expectation. A batch only sees itself, so
+uniqueness is also checked exactly, on int64 numbers, within each file and across files
+(:func:`check_files` says which check found a repeat). The result keeps counts only:
+great-expectations is asked for no unexpected values, which would be phone numbers.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,15 +28,26 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
-from smsdrop.csvfile import read_records
-from smsdrop.gsm import MAX_LONG_SEGMENTS, EncodingPolicy, check_messages
+from smsdrop.csvfile import SEND_FIELDS, parse_options, read_options, text_options
+from smsdrop.errors import InputError
+from smsdrop.gsm import MAX_LONG_SEGMENTS, EncodingPolicy
+from smsdrop.gsm_arrays import message_facts
 from smsdrop.record_rules import FIELD_PATTERNS, Rules, to_int64
 
 #: E.164 as the provider wants it in a SEND file.
 E164 = r"^\+[1-9][0-9]{6,14}$"
 #: The suite parameter that holds a file's opted-out numbers.
 OPTOUTS_PARAMETER = "optouts"
+#: Records per great-expectations run. A run costs ~0.05–0.1 s whatever its size (the
+#: validation graph, the result), the rows ~0.5–0.8 µs each (docs/PERFORMANCE.md): at
+#: 250,000 rows the fixed part is ~15 % of a run, and a batch holds ~60 MB.
+BATCH_ROWS = 250_000
+#: Bytes the CSV reader parses at a time (~40,000 records): batches are cut from these.
+READ_BLOCK = 1 << 22
+#: great-expectations' answer shape: counts, and no unexpected values (phone numbers).
+RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
 
 
 @dataclass
@@ -61,7 +76,7 @@ class ContractResult:
 
 def expectations(rules: Rules) -> list[tuple[str, dict[str, Any]]]:
     """The contract as data: (great-expectations class name, its arguments). The opt-outs
-    are the suite parameter :data:`OPTOUTS_PARAMETER`, given per file's run."""
+    are the suite parameter :data:`OPTOUTS_PARAMETER`, given per batch's run."""
     segments = MAX_LONG_SEGMENTS if rules.long_sms else 1
     value_set = {"$PARAMETER": OPTOUTS_PARAMETER}
     return [
@@ -82,22 +97,77 @@ def _anchored(name: str) -> str:
 
 
 def check_files(
-    paths: Sequence[Path], rules: Rules, optouts: pd.Series, *, encoding: str = "utf-8"
+    paths: Sequence[Path],
+    rules: Rules,
+    optouts: pd.Series,
+    *,
+    encoding: str = "utf-8",
+    batch_rows: int = BATCH_ROWS,
 ) -> ContractResult:
-    """Check SEND files against the contract; ``optouts`` are E.164 numbers."""
+    """Check SEND files against the contract; ``optouts`` are E.164 numbers.
+
+    Per file, each expectation's counts are the sums over the file's batches. Besides
+    great-expectations' own: ``expect_four_fields`` (records that do not have four fields),
+    ``expect_msisdn_unique_within_file`` (rows whose number is on another row of the same
+    file: what ``ExpectColumnValuesToBeUnique`` would count on the whole file, where its
+    per-batch run sees only repeats inside a batch) and, once, ``expect_msisdn_unique_across_files``
+    (numbers in more than one file, one count per extra file).
+    """
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
+    numbers = pa.array(optouts.dropna().unique(), pa.large_string())
+    not_null = [a["column"] for kind, a in expectations(rules) if kind.endswith("ToNotBeNull")]
+    result = ContractResult()
+    distinct: list[np.ndarray] = []  # each file's numbers, sorted, once each
+    with _validation(rules) as validate:
+        for path in paths:
+            counts: dict[tuple[str, str | None], dict[str, Any]] = {}
+            numbers_in_file: list[np.ndarray] = []
+            reader = _Batches(path, encoding, batch_rows)
+            for batch in reader:
+                frame = _frame(batch, not_null)
+                outcome = validate(frame, _among(numbers, batch.column("msisdn")))
+                for item in outcome.results:
+                    _add(counts, path.name, item, len(frame))
+                numbers_in_file.append(to_int64(batch.column("msisdn")))
+            rows = sum(len(n) for n in numbers_in_file)
+            within, once = _repeats_within(numbers_in_file)
+            distinct.append(once)
+            result.expectations += [
+                *counts.values(),
+                _own_check(path.name, "expect_four_fields", None, rows + reader.malformed,
+                           reader.malformed),
+                _own_check(path.name, "expect_msisdn_unique_within_file", "msisdn", rows, within),
+            ]  # fmt: skip
+            result.files += 1
+            result.rows += rows
+    across = _repeats_across(distinct)
+    result.expectations.append(
+        _own_check("*", "expect_msisdn_unique_across_files", "msisdn", result.rows, across)
+    )
+    result.success = all(e["success"] for e in result.expectations)
+    return result
+
+
+@contextmanager
+def _validation(rules: Rules) -> Iterator[Any]:
+    """One great-expectations validation (context, suite, definition) for every batch of
+    every file: building it is what costs, not running it. Yields ``validate(frame,
+    optouts)``."""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx  # ~2.5 s: only when a contract is checked
     from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.execution_engine import pandas_execution_engine
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (
         context.data_sources.add_pandas("smsdrop")
-        .add_dataframe_asset("send_file")
-        .add_batch_definition_whole_dataframe("file")
+        .add_dataframe_asset("send_batch")
+        .add_batch_definition_whole_dataframe("batch")
     )
     suite = context.suites.add(gx.ExpectationSuite(name="smsdrop_send_contract"))
-    # The opt-outs are a run parameter: each file's run gets only those among its numbers
+    # The opt-outs are a run parameter: each batch's run gets only those among its numbers
     # (all the expectation can find). great-expectations serialises an expectation's
     # arguments dozens of times per run, so the whole list (100,000 numbers for 10 million
     # recipients) made the contract ~10 s per file (docs/PERFORMANCE.md).
@@ -107,68 +177,123 @@ def check_files(
         gx.ValidationDefinition(data=batch, suite=suite, name="smsdrop_send_contract")
     )
 
-    numbers = pa.array(optouts.dropna().unique(), pa.string())
-    result = ContractResult()
-    seen: list[np.ndarray] = []
-    for path in paths:
-        frame, malformed = _send_frame(path, encoding)
-        outcome = definition.run(
+    def validate(frame: pd.DataFrame, optouts: list[str]) -> Any:
+        return definition.run(
             batch_parameters={"dataframe": frame},
-            expectation_parameters={OPTOUTS_PARAMETER: _among(numbers, frame["msisdn"])},
-            result_format="BASIC",
+            expectation_parameters={OPTOUTS_PARAMETER: optouts},
+            result_format=RESULT_FORMAT,
         )
-        for item in outcome.results:
-            config = item.expectation_config
-            counts = item.result or {}
-            result.expectations.append(
-                {
-                    "file": path.name,
-                    "expectation": config.type,
-                    "column": config.kwargs.get("column"),
-                    "success": bool(item.success),
-                    "element_count": int(counts.get("element_count", len(frame))),
-                    "unexpected_count": int(counts.get("unexpected_count") or 0),
-                }
+
+    # Loading a dataframe, great-expectations fingerprints it (pandas' hash of every value,
+    # for its batch markers, when the frame is under HASH_THRESHOLD bytes): ~1.5 s per
+    # 1,000,000 rows, more than the eight expectations together. Nothing reads it here.
+    threshold = getattr(pandas_execution_engine, "HASH_THRESHOLD", None)
+    pandas_execution_engine.HASH_THRESHOLD = 0
+    try:
+        yield validate
+    finally:
+        pandas_execution_engine.HASH_THRESHOLD = threshold
+
+
+class _Batches:
+    """A SEND file's records as tables of at most ``rows`` records (idremote, msisdn, oadc,
+    msg; text, never null), read ``READ_BLOCK`` bytes at a time; ``malformed`` counts the
+    records without four fields, as :func:`smsdrop.csvfile.read_records` skips them."""
+
+    def __init__(self, path: Path, encoding: str, rows: int) -> None:
+        self.path, self.encoding, self.rows = path, encoding, rows
+        self.malformed = 0
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        pending: list[pa.RecordBatch] = []
+        held, given = 0, 0
+        for block in self._blocks():
+            pending.append(block)
+            held += block.num_rows
+            while held >= self.rows:
+                table = pa.Table.from_batches(pending)
+                yield table.slice(0, self.rows)
+                rest = table.slice(self.rows)
+                pending, held, given = rest.to_batches(), rest.num_rows, given + 1
+        if held or not given:  # the rest, or one empty batch for a file without records
+            yield pa.Table.from_batches(pending, _SCHEMA)
+
+    def _blocks(self) -> Iterator[pa.RecordBatch]:
+        if self.path.stat().st_size == 0:  # pyarrow refuses an empty file
+            return
+
+        def on_invalid(row: pacsv.InvalidRow) -> str:
+            self.malformed += 1
+            return "skip"
+
+        options = read_options(SEND_FIELDS, use_threads=True, block_size=READ_BLOCK)
+        options.encoding = self.encoding
+        try:
+            reader = pacsv.open_csv(
+                self.path,
+                read_options=options,
+                parse_options=parse_options(
+                    ignore_empty_lines=False, invalid_row_handler=on_invalid
+                ),
+                convert_options=text_options(SEND_FIELDS, pa.large_string()),
             )
-        result.expectations.append(
-            _own_check(path.name, "expect_four_fields", None, len(frame) + malformed, malformed)
-        )
-        result.success &= bool(outcome.success) and not malformed
-        result.files += 1
-        result.rows += len(frame)
-        seen.append(to_int64(frame["msisdn"]))
-    repeated = _repeated_across(seen)
-    result.expectations.append(
-        _own_check("*", "expect_msisdn_unique_across_files", "msisdn", result.rows, repeated)
-    )
-    result.success &= repeated == 0
-    return result
+            yield from reader
+        except (pa.ArrowInvalid, UnicodeDecodeError, LookupError) as error:
+            kind = str(error).splitlines()[0].split(":")[0]  # the kind of fault, not the data
+            raise InputError(f"not a readable SEND file ({kind})", file=str(self.path)) from None
 
 
-def _send_frame(path: Path, encoding: str) -> tuple[pd.DataFrame, int]:
-    """A SEND file as a frame with each message's segment count (per distinct text), and
-    the number of records without four fields."""
-    records = read_records(path.read_bytes(), str(path), encoding=encoding)
-    table = records.table.select(["idremote", "msisdn", "oadc", "msg"])
-    frame = table.cast(pa.schema([(n, pa.string()) for n in table.column_names])).to_pandas(
-        types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get
-    )
-    # The segments of the text as it is in the file: no transliteration any more.
-    facts = check_messages(frame["msg"], EncodingPolicy.UCS2, long_sms=True)
-    frame["segments"] = facts["segments"].to_numpy()
-    return frame, len(records.malformed)
+_SCHEMA = pa.schema([(name, pa.large_string()) for name in SEND_FIELDS])
 
 
-def _among(optouts: pa.Array, msisdn: pd.Series) -> list[str]:
-    """The opted-out numbers that are in ``msisdn`` (exact text, as ``isin`` compares)."""
-    column = pa.array(msisdn.dropna(), pa.string())
-    return optouts.filter(pc.is_in(optouts, value_set=column)).to_pylist()
+#: pandas' pyarrow strings hold large_string: the columns go over without a copy.
+_PANDAS_TYPES = {pa.large_string(): pd.StringDtype("pyarrow")}
+
+
+def _frame(batch: pa.Table, not_null: list[str]) -> pd.DataFrame:
+    """A batch as great-expectations reads it: the four fields (an empty field is null in
+    the columns that must not be null: that is how a missing value looks in a CSV) and
+    each message's segment count (per distinct text, as it is in the file)."""
+    segments = message_facts(batch.column("msg"), EncodingPolicy.UCS2, long_sms=True).segments
+    columns = {}
+    for name in SEND_FIELDS:
+        column = batch.column(name)
+        if name in not_null:
+            column = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.large_string()), column)
+        columns[name] = column
+    frame = pa.table(columns).to_pandas(types_mapper=_PANDAS_TYPES.get)
+    frame["segments"] = segments
+    return frame
+
+
+def _among(optouts: pa.Array, msisdn: pa.ChunkedArray) -> list[str]:
+    """The opted-out numbers that are in ``msisdn`` (exact text, as ``isin`` compares); the
+    opt-outs are the set looked up (they are fewer than a batch's numbers)."""
+    found = msisdn.filter(pc.is_in(msisdn, value_set=optouts))
+    return pc.unique(found).to_pylist()
+
+
+def _add(
+    counts: dict[tuple[str, str | None], dict[str, Any]], file: str, item: Any, rows: int
+) -> None:
+    """Add one batch's result for one expectation to the file's counts."""
+    config = item.expectation_config
+    column = config.kwargs.get("column")
+    found = item.result or {}
+    entry = counts.setdefault(
+        (config.type, column),
+        {"file": file, "expectation": config.type, "column": column, "success": True,
+         "element_count": 0, "unexpected_count": 0},
+    )  # fmt: skip
+    entry["success"] &= bool(item.success)
+    entry["element_count"] += int(found.get("element_count", rows))
+    entry["unexpected_count"] += int(found.get("unexpected_count") or 0)
 
 
 def _own_check(
     file: str, expectation: str, column: str | None, rows: int, unexpected: int
 ) -> dict[str, Any]:
-    """A check great-expectations cannot make on one file, in the same shape."""
+    """A check great-expectations cannot make on one batch, in the same shape."""
     return {
         "file": file,
         "expectation": expectation,
@@ -179,10 +304,21 @@ def _own_check(
     }
 
 
-def _repeated_across(numbers: list[np.ndarray]) -> int:
-    """How many numbers appear more than once over all files (int64, null = -1 ignored)."""
-    if not numbers:
-        return 0
-    values = np.sort(np.concatenate(numbers))
+def _repeats_within(numbers: list[np.ndarray]) -> tuple[int, np.ndarray]:
+    """Rows whose number is on another row of the file (null = -1 ignored), and the file's
+    numbers sorted, once each."""
+    values = np.sort(np.concatenate(numbers)) if numbers else np.zeros(0, np.int64)
     values = values[values >= 0]
+    same = values[1:] == values[:-1]
+    repeated = np.zeros(len(values), dtype=bool)
+    repeated[1:] |= same
+    repeated[:-1] |= same
+    return int(np.count_nonzero(repeated)), values[np.concatenate(([True], ~same))[: len(values)]]
+
+
+def _repeats_across(distinct: list[np.ndarray]) -> int:
+    """How many times a number is in one more file (each file's numbers given once)."""
+    if not distinct:
+        return 0
+    values = np.sort(np.concatenate(distinct), kind="stable")  # merges the sorted runs
     return int(np.count_nonzero(values[1:] == values[:-1]))
