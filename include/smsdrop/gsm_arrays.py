@@ -322,10 +322,19 @@ def _distinct_facts(values: pa.Array, translit: bool) -> _Distinct:
     return _Distinct(values, changed, gsm7, segments.astype(np.int64), blank)
 
 
-def _to_arrow(msgs: pd.Series) -> pa.Array:
+def _to_arrow(msgs: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
     """The column as one large_string Arrow array (zero-copy for pandas' pyarrow strings)."""
     try:
-        arr = pa.array(msgs, type=pa.large_string(), from_pandas=True)
+        if isinstance(msgs, pa.ChunkedArray | pa.Array):
+            if not (
+                pa.types.is_string(msgs.type)
+                or pa.types.is_large_string(msgs.type)
+                or pa.types.is_null(msgs.type)
+            ):
+                raise pa.ArrowTypeError(f"an Arrow column of {msgs.type}")
+            arr = msgs.cast(pa.large_string())
+        else:
+            arr = pa.array(msgs, type=pa.large_string(), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise TypeError(f"messages must be strings or nulls: {exc}") from exc
     except UnicodeEncodeError as exc:  # a lone surrogate cannot be sent, nor stored as UTF-8
@@ -356,6 +365,32 @@ def check_messages(msgs: pd.Series, policy: EncodingPolicy, long_sms: bool) -> p
     Facts are computed once per distinct text (campaign texts repeat), vectorised over the
     distinct texts (personalised texts do not), then broadcast back to the rows.
     """
+    facts = message_facts(msgs, policy, long_sms)
+    return pd.DataFrame(
+        {
+            "msg": pd.Series(facts.msg, dtype="str", index=msgs.index),
+            "encoding": pd.Series(facts.encoding, dtype="str", index=msgs.index),
+            "segments": pd.Series(facts.segments, dtype=np.int64, index=msgs.index),
+            "reason": pd.Series(facts.reason, dtype="str", index=msgs.index),
+        },
+        index=msgs.index,
+    )
+
+
+@dataclass(frozen=True)
+class MessageFacts:
+    """:func:`check_messages`' columns, as Arrow arrays and numpy (row for row)."""
+
+    msg: pa.Array
+    encoding: pa.Array
+    segments: np.ndarray  # int64
+    reason: pa.Array  # Reason values, null: none
+
+
+def message_facts(
+    msgs: pa.Array | pa.ChunkedArray | pd.Series, policy: EncodingPolicy, long_sms: bool
+) -> MessageFacts:
+    """:func:`check_messages` for the bulk path: Arrow in, Arrow out (no pandas frame to build and unwrap per batch)."""
     policy = EncodingPolicy(policy)
     arr = _to_arrow(msgs)
     encoded = arr.dictionary_encode()
@@ -379,12 +414,4 @@ def check_messages(msgs: pd.Series, policy: EncodingPolicy, long_sms: bool) -> p
         final = facts.values  # (dictionary_encode numbers values in order of first appearance)
     else:
         final = facts.values.take(encoded.indices)
-    return pd.DataFrame(
-        {
-            "msg": pd.Series(final, dtype="str", index=msgs.index),
-            "encoding": pd.Series(encoding, dtype="str", index=msgs.index),
-            "segments": pd.Series(segments, dtype=np.int64, index=msgs.index),
-            "reason": pd.Series(reasons, dtype="str", index=msgs.index),
-        },
-        index=msgs.index,
-    )
+    return MessageFacts(final, encoding, segments.astype(np.int64, copy=False), reasons)

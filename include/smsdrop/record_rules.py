@@ -21,8 +21,11 @@ import pyarrow.compute as pc
 
 from smsdrop import fields
 from smsdrop.audience_files import as_frame
-from smsdrop.gsm import EncodingPolicy, check_messages
-from smsdrop.msisdn import MsisdnStatus, classify, mask
+from smsdrop.gsm import EncodingPolicy
+from smsdrop.gsm_arrays import message_facts
+from smsdrop.msisdn import MsisdnStatus
+from smsdrop.msisdn.classification import classify_array
+from smsdrop.msisdn.masking import mask_array
 from smsdrop.optout_mention import missing_mention
 from smsdrop.reasons import REASON_FIELD, Reason
 
@@ -102,16 +105,13 @@ def check_batch(batch: pa.Table, rules: Rules) -> CheckedBatch:
     """
     idremote, oadc = _text(batch["idremote"]), _text(batch["oadc"])
     raw, row = _text(batch["msisdn"]), batch["row"].combine_chunks().cast(pa.int64())
-    # msisdn and gsm take and give pandas: wrapped and unwrapped without copying the data.
-    numbers = classify(_series(raw), default_region=rules.default_region)
-    messages = check_messages(_series(_text(batch["msg"])), rules.encoding_policy, rules.long_sms)
-    e164 = _text(numbers["e164"])
-    message_code = _codes(_text(messages["reason"]))
+    numbers = classify_array(raw, default_region=rules.default_region)
+    messages = message_facts(_text(batch["msg"]), rules.encoding_policy, rules.long_sms)
+    e164 = _text(numbers.e164)
+    message_code = _codes(_text(messages.reason))
 
-    status = numbers["status"].cat
-    codes = status.codes.to_numpy()
-    invalid = codes == status.categories.get_loc(MsisdnStatus.INVALID.value)
-    not_mobile = codes == status.categories.get_loc(MsisdnStatus.NOT_MOBILE.value)
+    invalid = numbers.has(MsisdnStatus.INVALID)
+    not_mobile = numbers.has(MsisdnStatus.NOT_MOBILE)
     e164_ok = _bools(pc.is_valid(e164))
     if rules.require_e164:  # a SEND file must hold the number exactly as E.164
         e164_ok &= _bools(pc.equal(e164, raw))
@@ -126,7 +126,7 @@ def check_batch(batch: pa.Table, rules: Rules) -> CheckedBatch:
         failures.append((Reason.MSG_TEMPLATE_FIELD, _bools(missing)))
     failures.append((None, message_code >= 0))
     code = first_failure(failures, message_code)
-    final_msg, country = _text(messages["msg"]), _text(numbers["country"])
+    final_msg, country = _text(messages.msg), _text(numbers.country)
     if rules.optout_mention:
         _reject_missing_mention(code, final_msg, country, rules.optout_mention)
 
@@ -138,8 +138,8 @@ def check_batch(batch: pa.Table, rules: Rules) -> CheckedBatch:
             "oadc": oadc,
             "msg": final_msg,
             "country": country,
-            "encoding": _text(messages["encoding"]),
-            "segments": pa.array(messages["segments"].to_numpy(dtype=np.int64)),
+            "encoding": _text(messages.encoding),
+            "segments": pa.array(messages.segments),
             "row": row,
         }
     )
@@ -311,14 +311,9 @@ def _text(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
     return values.cast(pa.large_string())
 
 
-def _series(values: pa.Array) -> pd.Series:
-    """An Arrow string array as a pandas Series that shares its buffers."""
-    return pd.Series(pd.array(values, dtype=pd.StringDtype("pyarrow")))
-
-
 def _masked(e164: pa.Array) -> pa.Array:
     """:func:`smsdrop.msisdn.mask` on an Arrow array."""
-    return _text(mask(_series(e164)))
+    return _text(mask_array(e164))
 
 
 def _codes(reason: pa.Array) -> np.ndarray:

@@ -9,6 +9,7 @@ a Python call per row.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
@@ -39,6 +40,11 @@ _STATUS_CATEGORIES = [
     MsisdnStatus.INVALID.value,
 ]
 _STATUS_TO_CATEGORY = np.array([2, 0, 1], dtype=np.int8)  # internal code -> category code
+_STATUS_CODE = {
+    MsisdnStatus.INVALID: _INVALID,
+    MsisdnStatus.MOBILE: _MOBILE,
+    MsisdnStatus.NOT_MOBILE: _NOT_MOBILE,
+}
 
 
 def _status(arr: pa.Array, rules: _Rules) -> np.ndarray:
@@ -188,6 +194,37 @@ def classify(raw: pd.Series, default_region: str = "FR") -> pd.DataFrame:
 
     ``default_region`` is the region for numbers written without an international prefix.
     """
+    numbers = classify_array(raw, default_region)
+    string_dtype = pd.StringDtype("pyarrow")
+    return pd.DataFrame(
+        {
+            "e164": pd.array(numbers.e164, dtype=string_dtype),
+            "status": pd.Categorical.from_codes(
+                _STATUS_TO_CATEGORY[numbers.status], categories=_STATUS_CATEGORIES
+            ),
+            "country": pd.array(numbers.country, dtype=string_dtype),
+        },
+        index=raw.index,
+    )
+
+
+@dataclass(frozen=True)
+class ClassifiedNumbers:
+    """:func:`classify`'s columns as Arrow arrays and one numpy status code per row."""
+
+    e164: pa.Array
+    country: pa.Array
+    status: np.ndarray  # int8, internal codes: see :meth:`has`
+
+    def has(self, status: MsisdnStatus) -> np.ndarray:
+        """Which rows have ``status``."""
+        return self.status == _STATUS_CODE[MsisdnStatus(status)]
+
+
+def classify_array(
+    raw: pa.Array | pa.ChunkedArray | pd.Series, default_region: str = "FR"
+) -> ClassifiedNumbers:
+    """:func:`classify` for the bulk path: Arrow in, Arrow out (no pandas frame to build and unwrap per batch)."""
     region = _check_region(default_region)
     strings = _to_strings(raw)
     n = len(strings)
@@ -209,15 +246,4 @@ def classify(raw: pd.Series, default_region: str = "FR") -> pd.DataFrame:
         offset += len(pos)
     e164 = pa.concat_arrays(e164_parts).take(pa.array(where))
     country = pa.array(names, _STRING).take(pa.array(country_index))
-
-    string_dtype = pd.StringDtype("pyarrow")
-    return pd.DataFrame(
-        {
-            "e164": pd.array(e164, dtype=string_dtype),
-            "status": pd.Categorical.from_codes(
-                _STATUS_TO_CATEGORY[status], categories=_STATUS_CATEGORIES
-            ),
-            "country": pd.array(country, dtype=string_dtype),
-        },
-        index=raw.index,
-    )
+    return ClassifiedNumbers(e164, country, status)

@@ -155,8 +155,20 @@ def _last_group_set(arr: pa.Array, pattern: str, groups: int, nonempty: bool) ->
     return _py_bool(arr, took_part)
 
 
-def _to_strings(raw: pd.Series) -> pa.Array:
-    """The column as one pyarrow string array; non-string cells (except integers) are null."""
+def _to_strings(raw: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The column as one pyarrow string array; non-string cells (except integers) are null.
+
+    An Arrow string or integer column is cast as it is (the bulk path: no pandas round trip).
+    """
+    if isinstance(raw, pa.ChunkedArray):
+        raw = raw.combine_chunks() if raw.num_chunks else pa.array([], _STRING)
+    if isinstance(raw, pa.Array):
+        kind = raw.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
+            return raw.cast(_STRING)
+        if pa.types.is_integer(kind):  # as an integer pandas column: its digits
+            return raw.cast(_STRING)
+        raw = raw.to_pandas()  # anything else: the rules below, as for a pandas column
     if pd.api.types.is_integer_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
         arr = pa.array(raw, from_pandas=True).cast(_STRING)
     else:

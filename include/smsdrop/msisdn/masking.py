@@ -39,6 +39,14 @@ def mask(e164: pd.Series) -> pd.Series:
     shorter than 5 digits); anything that is not an E.164 string becomes "***", so a log
     never shows a full number whatever it is given. Nulls stay null.
     """
+    out = mask_array(e164)
+    return pd.Series(
+        pd.array(out, dtype=pd.StringDtype("pyarrow")), index=e164.index, name=e164.name
+    )
+
+
+def mask_array(e164: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array:
+    """:func:`mask` on a column, as an Arrow string array (the bulk path)."""
     strings = _to_strings(e164)
     shaped = _bools(pc.match_substring_regex(strings, _E164_SHAPE))
     out = pc.if_else(
@@ -76,9 +84,7 @@ def mask(e164: pd.Series) -> pd.Series:
         out = pc.replace_with_mask(
             out, pa.array(shaped), pa.concat_arrays(masked).take(pa.array(inverse))
         )
-    return pd.Series(
-        pd.array(out, dtype=pd.StringDtype("pyarrow")), index=e164.index, name=e164.name
-    )
+    return out
 
 
 def mask_one(e164: str) -> str:
