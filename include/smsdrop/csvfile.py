@@ -19,6 +19,7 @@ import io
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -130,6 +131,12 @@ def encode_records(table: pa.Table, line_end: str = "\r\n") -> bytes:
     hold special characters are quoted and the records joined with compute kernels.
     Nulls are refused: a SEND record always has its four fields.
     """
+    return bytes(_record_buffer(table, line_end))
+
+
+def _record_buffer(table: pa.Table, line_end: str) -> pa.Buffer | bytes:
+    """:func:`encode_records` without the final copy: the writer hands the buffer as it is
+    to the file and the checksum (both take any bytes-like object)."""
     if table.num_rows == 0:
         return b""
     columns = [table.column(name).combine_chunks().cast(pa.large_string()) for name in SEND_FIELDS]
@@ -147,28 +154,37 @@ def encode_records(table: pa.Table, line_end: str = "\r\n") -> bytes:
             batch_size=1 << 16,
         )
         pacsv.write_csv(pa.table(dict(zip(SEND_FIELDS, columns, strict=True))), sink, options)
-        return sink.getvalue().to_pybytes()
+        return sink.getvalue()
     columns = [quote_field(c) if s else c for c, s in zip(columns, special, strict=True)]
     empty = pa.scalar("", pa.large_string())
     columns[-1] = pc.binary_join_element_wise(
         columns[-1], pa.scalar(line_end, pa.large_string()), empty
     )
     records = pc.binary_join_element_wise(*columns, pa.scalar(DELIMITER, pa.large_string()))
-    return b"".join(_string_bytes(records))
+    return _string_bytes(records)
 
 
-def _string_bytes(values: pa.Array) -> list[bytes]:
-    """The concatenated UTF-8 bytes of a large_string array's values, without a copy per value."""
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)
-    start, stop = offsets[values.offset], offsets[values.offset + len(values)]
-    return [values.buffers()[2].slice(int(start), int(stop - start)).to_pybytes()]
+def _string_bytes(values: pa.Array) -> pa.Buffer:
+    """The concatenated UTF-8 bytes of a large_string array's values (a view, no copy)."""
+    offsets, data = values.buffers()[1:3]
+    if data is None:  # no value holds a byte
+        return pa.py_buffer(b"")
+    ends = np.frombuffer(offsets, dtype=np.int64)
+    start, stop = ends[values.offset], ends[values.offset + len(values)]
+    return data.slice(int(start), int(stop - start))
+
+
+#: The bytes that make a field need quoting (RFC 4180).
+_SPECIAL_BYTES = tuple(b';"\r\n')
 
 
 def _holds_special(values: pa.Array) -> bool:
-    """Whether any value holds a character that needs quoting (a byte scan, no regex)."""
-    data = memoryview(_string_bytes(values)[0]) if len(values) else memoryview(b"")
-    raw = data.obj
-    return any(raw.find(char) >= 0 for char in (b";", b'"', b"\r", b"\n"))
+    """Whether any value holds a character that needs quoting: one vectorised byte
+    comparison per character over the column's UTF-8 buffer (no copy, no regex)."""
+    if not len(values):
+        return False
+    data = np.frombuffer(_string_bytes(values), dtype=np.uint8)
+    return any(bool((data == char).any()) for char in _SPECIAL_BYTES)
 
 
 class SendFileWriter:
@@ -177,6 +193,11 @@ class SendFileWriter:
     Rows arrive in batches in source order. Parts are written under temporary names in
     ``out_dir``; :meth:`finish` gives them their final names (which depend on how many
     files the campaign needs) and returns one manifest per file.
+
+    A batch is encoded, written and hashed on one background thread while the caller
+    prepares the next one (pyarrow's CSV writer, file writes and sha256 release the GIL:
+    on two cores ~0.3 s of a million-row ``prepare``). One batch at most is in flight, in
+    order; its error is raised by the next :meth:`write` or by :meth:`finish`.
     """
 
     def __init__(
@@ -195,6 +216,8 @@ class SendFileWriter:
         self.out_dir, self.cap, self.encoding = Path(out_dir), cap, encoding
         self.line_end = LINE_ENDS[line_end]
         self._parts: list[_Part] = []
+        self._worker: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
 
     def write(self, table: pa.Table) -> None:
         """Append the rows of ``table`` (columns idremote, msisdn, oadc, msg)."""
@@ -204,14 +227,36 @@ class SendFileWriter:
                 self._open_part()
             part = self._parts[-1]
             take = min(self.cap - part.rows, table.num_rows - start)
-            data = encode_records(table.slice(start, take), self.line_end)
-            if not _is_utf8(self.encoding):
-                data = _reencode(data, self.encoding, part.encoder(self.encoding))
-            part.write(data, take)
+            part.rows += take  # counted now: the next slice's part depends on it
+            self._wait()
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(1, thread_name_prefix="send-file-writer")
+            self._pending = self._worker.submit(self._write, part, table.slice(start, take))
             start += take
+
+    def _write(self, part: _Part, table: pa.Table) -> None:
+        data = _record_buffer(table, self.line_end)
+        if not _is_utf8(self.encoding):
+            data = _reencode(bytes(data), self.encoding, part.encoder(self.encoding))
+        part.write(data)
+
+    def _wait(self) -> None:
+        """Let the batch in flight finish; raise its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _stop(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
 
     def finish(self, name_for: Callable[[int, int], str]) -> list[FileManifest]:
         """Close the parts and move each into place as ``name_for(index, count)`` (index from 0)."""
+        try:
+            self._wait()
+        finally:
+            self._stop()
         count = len(self._parts)
         manifests = []
         for index, part in enumerate(self._parts):
@@ -224,6 +269,10 @@ class SendFileWriter:
 
     def abort(self) -> None:
         """Remove the parts written so far (they hold personal data)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            wait([pending])  # its error, if any, is moot: the caller has its own to raise
+        self._stop()
         for part in self._parts:
             part.close()
             part.path.unlink(missing_ok=True)
@@ -255,10 +304,10 @@ class _Part:
             self._encoder = codecs.getincrementalencoder(encoding)()
         return self._encoder
 
-    def write(self, data: bytes, rows: int) -> None:
+    def write(self, data: bytes | pa.Buffer) -> None:
+        """Append ``data`` (its rows are counted by the writer, when it takes them)."""
         self._handle.write(data)
         self.sha.update(data)
-        self.rows += rows
         self.bytes += len(data)
 
     def close(self) -> None:

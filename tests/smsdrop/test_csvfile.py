@@ -135,11 +135,21 @@ def test_writer_other_encoding_and_unencodable_text(tmp_path) -> None:
     (manifest,) = writer.finish(lambda i, n: "f.csv")
     assert manifest.rows == 1
     assert (tmp_path / "f.csv").read_bytes() == "A;+33612345678;S;été\r\n".encode("iso-8859-1")
+    unencodable = table([("A", "+33612345678", "S", "ok"), ("B", "+33612345679", "S", "€")])
+    # A batch is encoded in the background: its error comes with the next call.
     writer = SendFileWriter(tmp_path / "b", encoding="iso-8859-1")
-    with pytest.raises(InputError, match="cannot be written in iso-8859-1"):
-        writer.write(table([("A", "+33612345678", "S", "ok"), ("B", "+33612345679", "S", "€")]))
+    writer.write(unencodable)
+    with pytest.raises(InputError, match="cannot be written in iso-8859-1") as raised:
+        writer.finish(lambda i, n: "f.csv")
+    assert (raised.value.line, raised.value.field) == (2, "MSG")
     writer.abort()
     assert list((tmp_path / "b").iterdir()) == []
+    writer = SendFileWriter(tmp_path / "c", encoding="iso-8859-1")
+    writer.write(unencodable)
+    with pytest.raises(InputError, match="cannot be written in iso-8859-1"):
+        writer.write(table([("C", "+33612345670", "S", "ok")]))
+    writer.abort()
+    assert list((tmp_path / "c").iterdir()) == []
 
 
 def test_writer_refuses_a_cap_above_the_provider_limit(tmp_path) -> None:
