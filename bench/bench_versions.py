@@ -9,12 +9,18 @@ medians (new / old: below 1.0 is faster).
 Cases: ``prepare`` of a clean audience and of a reject-heavy one (60 % non-GSM names
 under ``--encoding-policy reject``, 8 % invalid numbers), and ``check`` of the written files.
 
+``--pipeline N`` runs instead each commit's own ``bench/bench_pipeline.py`` (warehouse →
+extract → prepare → contract → upload, N recipients) from its worktree, alternately, and
+compares the stages' sums: round 1's pipeline against this one, each as it was built.
+
     .venv/bin/python -m bench.bench_versions [--rev OLD] [--new NEW] [--rows N] [--repeat K]
+    .venv/bin/python -m bench.bench_versions --rev eb9705d --pipeline 10000000 --repeat 2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -34,6 +40,10 @@ WORK = ROOT / "var" / "bench"
 TEMPLATE = "Bonjour {first_name}, -20% ce samedi dans votre magasin de {city} ! STOP au 36111"
 #: The last commit before issue 11's refactor.
 DEFAULT_REV = "36a28f7"
+#: Round 1's last commit: the baseline of issue 13's pipeline target.
+ROUND_1 = "eb9705d"
+#: The pipeline's stages from the warehouse to the drop box (bench_pipeline's names).
+PIPELINE_STAGES = ("extract", "prepare", "contract", "upload")
 
 
 def worktree(rev: str) -> Path:
@@ -93,13 +103,51 @@ def prepare_args(audience: Path, out: Path, policy: str) -> list[str]:
     ]  # fmt: skip
 
 
+def pipeline(tree: Path, rows: int) -> dict:
+    """One run of ``tree``'s own pipeline benchmark; its result for ``rows``."""
+    env = dict(os.environ, PYTHONPATH=f"{tree / 'include'}{os.pathsep}{tree}")
+    env.setdefault("AIRFLOW_HOME", str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.bench_pipeline", str(rows), "--workers", "1"],
+        cwd=tree, env=env, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    lines = done.stdout.splitlines()
+    start = lines.index("{")
+    end = start + lines[start:].index("}")
+    return json.loads("\n".join(lines[start : end + 1]))[str(rows)]
+
+
+def compare_pipelines(old: Path, new: Path, rows: int, repeat: int) -> None:
+    """Old and new pipelines alternately; the medians of their totals and stages."""
+    runs: dict[str, list[dict]] = {"old": [], "new": []}
+    for _ in range(repeat):
+        for label, tree in (("old", old), ("new", new)):
+            result = pipeline(tree, rows)
+            seconds = {name: result["seconds"][name] for name in PIPELINE_STAGES}
+            runs[label].append({**seconds, "total": sum(seconds.values()),
+                                "peak_mb": result["peak_rss_mb"]})  # fmt: skip
+            shown = "  ".join(f"{k} {v:6.1f}" for k, v in runs[label][-1].items())
+            print(f"  {label}: {shown}  (load {os.getloadavg()[0]:.1f})", flush=True)
+    for key in (*PIPELINE_STAGES, "total", "peak_mb"):
+        old_v = statistics.median(r[key] for r in runs["old"])
+        new_v = statistics.median(r[key] for r in runs["new"])
+        print(f"{key:9} old {old_v:8.1f}  new {new_v:8.1f}  old/new {old_v / new_v:5.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rev", default=DEFAULT_REV, help="the earlier commit (old)")
     parser.add_argument("--new", help="a commit to run as new instead of this checkout")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pipeline", type=int, metavar="N", help="compare bench_pipeline at N")
     args = parser.parse_args()
+    if args.pipeline:
+        new_tree = worktree(args.new) if args.new else ROOT
+        print(f"pipeline, {args.pipeline:,} recipients: new {args.new or 'this checkout'}, "
+              f"old {args.rev}, {args.repeat} runs each, one upload at a time")  # fmt: skip
+        compare_pipelines(worktree(args.rev), new_tree, args.pipeline, args.repeat)
+        return
     old = worktree(args.rev) / "include"
     new = worktree(args.new) / "include" if args.new else None
     shown = args.new or "this checkout"
