@@ -7,6 +7,12 @@ way is timed in this process on the same data: pandas ``to_csv`` for the SEND fi
 per-row ``phonenumbers`` for the numbers (on a 20,000-row sample, scaled up: running it on
 millions would take minutes). Figures are ratios measured in the same command.
 
+Then the whole ``smsdrop prepare`` command (start-up included, as a user runs it) on the
+clean audience and on a reject-heavy one (60 % non-GSM names under ``--encoding-policy
+reject``, 8 % invalid numbers: most rows become rejects), alternately, with ``python -c
+pass`` of the same venv as the floor: issue 13 wants the reject-heavy within 1.2× of the
+clean one, and the clean million under 2 s on a quiet machine.
+
     make bench            # or: .venv/bin/python -m bench.bench_prepare [ROWS ...]
 """
 
@@ -22,12 +28,14 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from bench.common import TEMPLATE, prepare_args, reject_heavy
 from smsdrop import synthetic
 from smsdrop.csvfile import encode_records
 from smsdrop.msisdn import classify
 
 WORK = Path("var/bench")
-TEMPLATE = "Bonjour {first_name}, -20% ce samedi dans votre magasin de {city} ! STOP au 36111"
+#: Runs of each whole command, alternating.
+COMMAND_RUNS = 3
 CHILD = """
 import json, sys
 from datetime import datetime, timezone
@@ -132,9 +140,37 @@ def main(sizes: list[int]) -> None:
             f"  whole prepare: {result['total']:.2f} s vs ~{straightforward:.0f} s the "
             f"straightforward way → {straightforward / result['total']:.0f}× faster"
         )
+        heavy = reject_heavy(audience, WORK / f"audience-heavy-{rows}.parquet")
+        whole = whole_commands({"clean": audience, "reject-heavy": heavy}, out)
+        print(
+            f"  whole command (median of {COMMAND_RUNS}): clean {whole['clean']:.2f} s, "
+            f"reject-heavy {whole['reject-heavy']:.2f} s → heavy / clean "
+            f"{whole['reject-heavy'] / whole['clean']:.2f} (target ≤ 1.2); "
+            f"python -c pass {whole['pass']:.3f} s"
+        )
         for path in out.iterdir():  # synthetic personal data: do not leave it around
             path.unlink()
         audience.unlink()
+        heavy.unlink()
+
+
+def whole_commands(audiences: dict[str, Path], out: Path) -> dict[str, float]:
+    """Median seconds of ``smsdrop prepare`` per audience (alternating), and of a bare
+    interpreter start in the same venv."""
+    times: dict[str, list[float]] = {name: [] for name in (*audiences, "pass")}
+    for _ in range(COMMAND_RUNS):
+        for name, audience in audiences.items():
+            policy = "reject" if name == "reject-heavy" else "transliterate"
+            command = [sys.executable, "-m", "smsdrop", *prepare_args(audience, out, policy)]
+            times[name].append(_timed(command))
+        times["pass"].append(_timed([sys.executable, "-c", "pass"]))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _timed(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - start
 
 
 def _read_send(path: Path) -> pa.Table:

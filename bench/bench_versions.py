@@ -29,15 +29,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-
+from bench.common import prepare_args, reject_heavy
 from smsdrop import synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "var" / "bench"
-TEMPLATE = "Bonjour {first_name}, -20% ce samedi dans votre magasin de {city} ! STOP au 36111"
 #: The last commit before issue 11's refactor.
 DEFAULT_REV = "36a28f7"
 #: Round 1's last commit: the baseline of issue 13's pipeline target.
@@ -63,23 +59,9 @@ def worktree(rev: str) -> Path:
 def audiences(rows: int) -> dict[str, Path]:
     WORK.mkdir(parents=True, exist_ok=True)
     clean = WORK / f"versions-clean-{rows}.parquet"
-    heavy = WORK / f"versions-heavy-{rows}.parquet"
     if not clean.exists():
         synthetic.write_audience(synthetic.audience(rows, seed=7), clean)
-    if not heavy.exists():
-        table = pq.read_table(clean)
-        rng = np.random.default_rng(11)
-        names = np.array(table["first_name"].to_pylist(), dtype=object)
-        names[rng.random(rows) < 0.60] = "Zoë Ŝtraße 😀"  # not GSM-7: MSG_NOT_GSM under reject
-        numbers = np.array(table["msisdn"].to_pylist(), dtype=object)
-        numbers[rng.random(rows) < 0.08] = "+33 1 23"  # not a number
-        table = table.set_column(
-            table.schema.get_field_index("first_name"), "first_name", pa.array(names, pa.string())
-        )
-        table = table.set_column(
-            table.schema.get_field_index("msisdn"), "msisdn", pa.array(numbers, pa.string())
-        )
-        pq.write_table(table, heavy)
+    heavy = reject_heavy(clean, WORK / f"versions-heavy-{rows}.parquet")
     return {"clean": clean, "reject-heavy": heavy}
 
 
@@ -92,15 +74,6 @@ def run(include: Path | None, args: list[str]) -> float:
         [sys.executable, "-m", "smsdrop", *args], env=env, check=True, capture_output=True
     )
     return time.perf_counter() - start
-
-
-def prepare_args(audience: Path, out: Path, policy: str) -> list[str]:
-    shutil.rmtree(out, ignore_errors=True)
-    return [
-        "prepare", str(audience), "--service-id", "12345", "--campaign", "bench",
-        "--sender", "SMSDROP", "--message", TEMPLATE, "--encoding-policy", policy,
-        "--send-at", "2026-12-01T09:00:00+01:00", "--out", str(out),
-    ]  # fmt: skip
 
 
 def pipeline(tree: Path, rows: int) -> dict:

@@ -1,4 +1,5 @@
-"""Pieces the SFTP benchmarks share: the file they upload and the client key they use."""
+"""Pieces the benchmarks share: the SFTP benchmarks' file and client key, and the
+``smsdrop prepare`` command line with its reject-heavy audience."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from smsdrop.csvfile import encode_records
 from smsdrop.sandbox.cli import serve_command
 
+#: The campaign text of the prepare benchmarks (personalised, one template).
+TEMPLATE = "Bonjour {first_name}, -20% ce samedi dans votre magasin de {city} ! STOP au 36111"
 FIRST = ("Marie", "Jean", "Hélène", "Anaïs", "Léa", "Chloé", "Lucas", "Hugo", "Jérôme", "Emma")
 CITY = ("Paris", "Lyon", "Marseille", "Nantes", "Besançon", "Nîmes", "Orléans", "Brest")
 
@@ -55,3 +59,34 @@ def sandbox_serve_command(root: Path, port: int, authorized: Path, start: str) -
         root, port, "--authorized-keys", str(authorized), "--start", start, "-q",
         "--scratch", "bench",
     )  # fmt: skip
+
+
+def reject_heavy(clean: Path, path: Path) -> Path:
+    """``clean``'s audience with 60 % non-GSM first names (``MSG_NOT_GSM`` under the
+    ``reject`` policy) and 8 % invalid numbers: most rows go to the rejects."""
+    if path.exists():
+        return path
+    table = pq.read_table(clean)
+    rows = table.num_rows
+    rng = np.random.default_rng(11)
+    names = np.array(table["first_name"].to_pylist(), dtype=object)
+    names[rng.random(rows) < 0.60] = "Zoë Ŝtraße 😀"
+    numbers = np.array(table["msisdn"].to_pylist(), dtype=object)
+    numbers[rng.random(rows) < 0.08] = "+33 1 23"
+    for name, values in (("first_name", names), ("msisdn", numbers)):
+        index = table.schema.get_field_index(name)
+        table = table.set_column(index, name, pa.array(values, pa.string()))
+    pq.write_table(table, path)
+    return path
+
+
+def prepare_args(audience: Path, out: Path, policy: str) -> list[str]:
+    """``smsdrop prepare``'s arguments for the benchmarks' campaign (``out`` emptied)."""
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    return [
+        "prepare", str(audience), "--service-id", "12345", "--campaign", "bench",
+        "--sender", "SMSDROP", "--message", TEMPLATE, "--encoding-policy", policy,
+        "--send-at", "2026-12-01T09:00:00+01:00", "--out", str(out),
+    ]  # fmt: skip
