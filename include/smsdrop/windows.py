@@ -17,13 +17,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache, cached_property
+from functools import cached_property
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
-
 from smsdrop.naming import require_aware, to_instant
+from smsdrop.public_holidays import calendar as _calendar
 
 __all__ = [
     "MIDNIGHT",
@@ -58,16 +57,6 @@ MAX_SEARCH_DAYS: Final = 400
 SUBDIVISION_ALIASES: Final[dict[str, dict[str, str]]] = {
     "FR": {"67": "6AE", "68": "6AE"},
 }
-
-
-@cache
-def _calendar(country: str, subdivision: str | None) -> holidays.HolidayBase:
-    """Public holidays of a country, named in its own language ("Noël", not "Christmas")."""
-    try:
-        cls = holidays.country_holidays(country, subdiv=subdivision)
-        return holidays.country_holidays(country, subdiv=subdivision, language=cls.default_language)
-    except NotImplementedError as exc:
-        raise ValueError(f"holidays for {country!r} subdivision {subdivision!r}: {exc}") from None
 
 
 def _hhmm(t: time, *, end: bool = False) -> str:

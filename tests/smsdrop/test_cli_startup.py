@@ -1,5 +1,6 @@
 """The quick commands answer at once: `segments`, `window` and `--help` import neither the
-data stack (pandas, numpy, pyarrow) nor the SFTP stack (asyncssh, paramiko)."""
+data stack (pandas, numpy, pyarrow) nor the SFTP stack (asyncssh, paramiko), nor the
+`holidays` package (the French calendars are data: smsdrop.public_holidays)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ import sys
 
 import pytest
 
-HEAVY = ("pandas", "numpy", "pyarrow", "asyncssh", "paramiko", "duckdb", "great_expectations")
+HEAVY = (
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "asyncssh",
+    "paramiko",
+    "duckdb",
+    "great_expectations",
+    "holidays",
+)
 PROBE = r"""
 import contextlib, io, json, sys
 from smsdrop.cli import main
