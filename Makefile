@@ -11,8 +11,14 @@ export AIRFLOW_HOME := $(CURDIR)
 export AIRFLOW__CORE__UNIT_TEST_MODE ?= False
 STAMP := $(VENV)/.installed
 
-.PHONY: bootstrap migrate test demo airflow bench lint clean
-bootstrap: $(STAMP) migrate
+.PHONY: bootstrap bytecode migrate test demo airflow bench lint clean
+bootstrap: $(STAMP) bytecode migrate
+
+# Our own modules as bytecode, as pip leaves an installed package: an editable install has
+# none, and with PYTHONDONTWRITEBYTECODE set (as on this project's machines) every command
+# would compile them again (~0.1 s a start). compileall skips what is up to date.
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q include dags plugins > /dev/null
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
