@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from smsdrop import fields
+from smsdrop.arrays import unique
 from smsdrop.audience_files import as_frame
 from smsdrop.gsm import EncodingPolicy
 from smsdrop.gsm_arrays import message_facts
@@ -220,8 +221,8 @@ class Dedupe:
     def __init__(
         self, opted_out: pd.Series | None = None, capped: np.ndarray | None = None
     ) -> None:
-        self._opted_out = np.unique(to_int64(opted_out)) if opted_out is not None else None
-        self._capped = np.unique(np.asarray(capped, dtype=np.int64)) if capped is not None else None
+        self._opted_out = unique(to_int64(opted_out)) if opted_out is not None else None
+        self._capped = unique(np.asarray(capped, dtype=np.int64)) if capped is not None else None
         self._seen = np.empty(0, dtype=np.int64)
 
     def split(self, valid: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
+from smsdrop.arrays import unique
 from smsdrop.msisdn.kernels import _STRING, _bools, _lengths, _to_strings
 
 _E164_SHAPE = r"^\+[0-9]{2,20}$"
@@ -63,8 +64,8 @@ def mask_array(e164: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array:
         shown = np.where(nsn_len >= _MASK_KEEP_MIN_NSN, 2, 0)
         masked: list[pa.Array] = []
         order: list[np.ndarray] = []
-        for size in np.unique(cc_len).tolist():
-            for keep in np.unique(shown[cc_len == size]).tolist():
+        for size in unique(cc_len).tolist():
+            for keep in unique(shown[cc_len == size]).tolist():
                 idx = np.flatnonzero((cc_len == size) & (shown == keep))
                 part = digits.take(pa.array(idx))
                 stars = pc.binary_repeat("*", pa.array(nsn_len[idx] - keep))

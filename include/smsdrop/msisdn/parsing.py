@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
+from smsdrop.arrays import unique
 from smsdrop.msisdn.kernels import (
     _LITERAL,
     _STRING,
@@ -176,7 +177,7 @@ def _split_cc(rows: _Rows) -> tuple[list[tuple[int, _Rows]], _Rows]:
             continue
         part, ccs = rows.pick(sel), found[sel]
         national = _drop(part.values, size)
-        for code in [int(ccs[0])] if (ccs == ccs[0]).all() else np.unique(ccs).tolist():
+        for code in [int(ccs[0])] if (ccs == ccs[0]).all() else unique(ccs).tolist():
             hit = ccs == code
             groups.append(
                 (
@@ -206,7 +207,7 @@ def _strip_idd(rows: _Rows, rules: _Rules) -> tuple[np.ndarray, pa.Array]:
     match_len[fallback] = 2
     stripped = np.zeros(len(rows), dtype=bool)
     rests: list[tuple[np.ndarray, pa.Array]] = []
-    for size in np.unique(match_len[match_len >= 0]).tolist():
+    for size in unique(match_len[match_len >= 0]).tolist():
         idx = np.flatnonzero(match_len == size)
         rest = _drop(values.take(pa.array(idx)), size)
         ok = ~_bools(pc.starts_with(rest, "0"))

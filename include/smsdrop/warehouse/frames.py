@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from smsdrop.arrays import unique_first_index
 from smsdrop.gsm import EncodingPolicy, check_messages
 from smsdrop.msisdn import classify, mask, network_names
 from smsdrop.warehouse.optout import OPTOUT_KEYWORDS, optout_keyword
@@ -141,7 +142,7 @@ def _first_by_key(table: pa.Table, keys: list[str]) -> pa.Table:
         codes = pc.dictionary_encode(column, null_encoding="encode")
         if len(codes.dictionary) == table.num_rows:
             return table
-        _, firsts = np.unique(codes.indices.to_numpy(), return_index=True)
+        _, firsts = unique_first_index(codes.indices.to_numpy())
         return table.take(np.sort(firsts))
     indexed = table.append_column("__i", pa.array(range(table.num_rows), pa.int64()))
     firsts = indexed.group_by(keys, use_threads=False).aggregate([("__i", "min")])
