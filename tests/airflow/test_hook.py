@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from airflow.providers.ssh.hooks.ssh import SSHHook
 
+from smsdrop.airflow import sftp_session
 from smsdrop.airflow.exceptions import MTargetConfigError, MTargetTransferError
 from smsdrop.airflow.hooks import MTargetHook, send_name
+from smsdrop.airflow.sftp_session import REQUESTS_PER_SEND
 from smsdrop.airflow.ssh_rules import FAST_CIPHERS
 from smsdrop.dropbox import RemoteState
 from smsdrop.naming import FileKind
@@ -145,6 +150,99 @@ def test_aes_gcm_is_negotiated_with_openssh(tmp_path: Path, keys, connect) -> No
         plain.look_for_keys = False
         with plain.get_conn() as client:
             assert client.get_transport().local_cipher not in FAST_CIPHERS
+
+
+@contextmanager
+def _drop_sshd(tmp_path: Path, keys, connect, options=(), **extra) -> Iterator[Path]:
+    """A private sshd with a drop folder, the connection pointed at it; yields ``Send/``."""
+    send = tmp_path / "drop" / "Send"
+    send.mkdir(parents=True)
+    with PrivateSshd(tmp_path / "sshd", keys.authorized, options=options) as sshd:
+        connect(
+            sshd.port,
+            login=sshd.user,
+            host_key=" ".join(sshd.known_hosts_line().split()[1:]),
+            send_dir=str(send),
+            **extra,
+        )
+        yield send
+
+
+@pytest.fixture
+def halves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Small files go up in two sessions too; records each two-session upload's size."""
+    monkeypatch.setattr(sftp_session, "TWO_STREAMS_FROM", 1000)
+    real = sftp_session._copy_in_two
+    seen: list[int] = []
+
+    def spy(fd, first, second, size):
+        seen.append(size)
+        real(fd, first, second, size)
+
+    monkeypatch.setattr(sftp_session, "_copy_in_two", spy)
+    return seen
+
+
+@needs_sshd
+@pytest.mark.parametrize(
+    ("options", "extra", "two"),
+    [
+        ((), {}, True),
+        (("MaxSessions 1",), {}, False),  # the second session is refused: one stream
+        ((), {"upload_streams": "1"}, False),
+    ],
+    ids=["two sessions", "one session allowed", "upload_streams 1"],
+)
+def test_many_small_write_requests_arrive_exact_and_the_session_goes_on(
+    tmp_path: Path, keys, connect, halves, options, extra, two: bool
+) -> None:
+    """The upload's own WRITE requests (several sends, a short last request, in one or two
+    sessions) leave the exact bytes, and the session's next requests get their answers."""
+    local = write_send(tmp_path, NAME, 401)
+    size = local.stat().st_size
+    assert size > 3 * REQUESTS_PER_SEND * 1000 and size % 1000, size
+    with _drop_sshd(tmp_path, keys, connect, options, request_size=1000, **extra) as send:
+        hook = MTargetHook()
+        with hook.get_managed_conn():
+            assert hook.upload_atomic(local, NAME)["bytes"] == size
+            found = hook.remote_state(NAME)
+            assert (found.state, found.size) == (RemoteState.CSV, size)
+        assert (send / NAME).read_bytes() == local.read_bytes()
+    assert halves == ([size] if two else [])
+
+
+@needs_sshd
+@pytest.mark.parametrize("failing", ["first", "second"])
+def test_a_failing_half_fails_the_upload_and_stops_the_other(
+    tmp_path: Path, keys, connect, halves, monkeypatch, failing: str
+) -> None:
+    """Either session's error fails the upload (nothing renamed); the other half stops."""
+    real = sftp_session._WriteStream.copy
+
+    def copy(stream, fd, start, stop):
+        if (start == 0) == (failing == "first"):
+            raise OSError(f"{failing} half refused")
+        real(stream, fd, start, stop)
+
+    monkeypatch.setattr(sftp_session._WriteStream, "copy", copy)
+    local = write_send(tmp_path, NAME, 2000)
+    with _drop_sshd(tmp_path, keys, connect, request_size=1000) as send:
+        with pytest.raises(MTargetTransferError, match=f"failed after .*{failing} half refused"):
+            MTargetHook().upload_atomic(local, NAME)
+        assert not (send / NAME).exists()
+    assert not [t for t in threading.enumerate() if t.name == "sftp-upload-second-half"]
+
+
+def test_a_refused_write_fails_the_upload_with_the_servers_reason(
+    make_sandbox, connect, tmp_path
+) -> None:
+    """A WRITE answered with an error (the sandbox's quota) fails the upload, not the rename."""
+    sandbox = make_sandbox(quota=50_000)
+    connect(sandbox.port)
+    hook = MTargetHook()
+    with pytest.raises(MTargetTransferError, match=r"upload of .* failed after .*quota"):
+        hook.upload_atomic(write_send(tmp_path, NAME, 3000), NAME)
+    assert not sandbox.events("file_received", name=NAME)
 
 
 def test_a_server_without_aes_gcm_gets_paramikos_default(make_sandbox, connect, tmp_path) -> None:

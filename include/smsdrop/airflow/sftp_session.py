@@ -19,20 +19,26 @@ base of :class:`~smsdrop.airflow.hooks.MTargetHook` adds, and why:
 * **Fast transfers** (FIELD-NOTES recipe, docs/PERFORMANCE.md): AES-GCM is
   negotiated when the server offers it (paramiko alone picks aes128-ctr), requests are
   261120 bytes (OpenSSH's own write length; paramiko's default is 32 KiB) and pipelined,
-  reads are prefetched. Compression is off: CSV over a fast link is CPU-bound and zlib
-  halves the speed.
+  reads are prefetched. Uploads build their WRITE requests in place and send them
+  through the channel (:class:`_WriteStream`), in two SFTP sessions writing a half each
+  against OpenSSH servers (:meth:`PinnedSFTPHook._second_stream`). Compression is off:
+  CSV over a fast link is CPU-bound and zlib halves the speed.
 
 Connection extras read here (besides the SFTP provider's ``host_key``, ``key_file``,
 ``private_key``, ``private_key_passphrase``, ``conn_timeout``, ``ciphers``):
 ``connect_attempts`` (3), ``op_timeout`` (seconds an SFTP request may take, 120),
-``request_size`` (261120), ``compress`` (false), ``look_for_keys`` (false),
+``request_size`` (261120), ``upload_streams`` (2; 1: one SFTP session per upload),
+``compress`` (false), ``look_for_keys`` (false),
 ``allow_agent`` (false). The algorithm policy is :mod:`smsdrop.airflow.ssh_rules`'.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
+import struct
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -41,6 +47,8 @@ from typing import IO, Any, ClassVar, Final
 
 import paramiko
 from airflow.providers.sftp.hooks.sftp import SFTPHook
+from paramiko.common import MSG_CHANNEL_DATA
+from paramiko.sftp import CMD_STATUS, CMD_WRITE
 
 from smsdrop.airflow.exceptions import (
     MTargetAuthError,
@@ -56,20 +64,174 @@ from smsdrop.airflow.ssh_rules import (
     truthy,
 )
 
-__all__ = ["PREFETCH_REQUESTS", "REQUEST_SIZE", "WRITE_BLOCK", "PinnedSFTPHook"]
+__all__ = [
+    "PREFETCH_REQUESTS",
+    "REQUESTS_PER_SEND",
+    "REQUEST_SIZE",
+    "WRITE_BLOCK",
+    "PinnedSFTPHook",
+]
 
 #: OpenSSH's own SFTP write length (SFTP_MAX_MSG_LENGTH - 1024): servers built on OpenSSH
 #: drop the session above ~256 KiB per request, and paramiko's 32 KiB default is what makes
 #: ``SFTPHook.store_file`` run at 0.42x OpenSSH's ``sftp`` (FIELD-NOTES).
 REQUEST_SIZE: Final = 261_120
-#: Local read size while uploading: large writes keep the pipeline full.
+#: Local write size while downloading (reads of the prefetched requests).
 WRITE_BLOCK: Final = 4 * 1024 * 1024
+#: Upload requests read and sent at once (8 x 255 KiB: about sshd's 2 MiB channel window).
+REQUESTS_PER_SEND: Final = 8
+#: SSH server software (the banner after ``SSH-2.0-``) whose SFTP server writes each request
+#: at its offset, so two sessions may write halves of one file (``_second_stream``).
+OFFSET_WRITE_SERVERS: Final = ("OpenSSH_",)
+#: Files from this size go up in two sessions (smaller ones: the second session's setup,
+#: ~2 round trips and a process on the server, would cost more than it saves).
+TWO_STREAMS_FROM: Final = 16 * 1024 * 1024
 #: Read requests in flight while downloading (64 x 255 KiB: ~16 MB buffered at most).
 PREFETCH_REQUESTS: Final = 64
 
 
 def _fingerprint(key: paramiko.PKey) -> str:
     return f"{key.get_name()} {key.fingerprint}"
+
+
+#: SSH_MSG_CHANNEL_DATA's header: message number, recipient channel, data length.
+_CHANNEL_DATA: Final = struct.Struct(">BII")
+
+
+class _Packet:
+    """A payload already in wire form, for the transport (it only calls ``asbytes``)."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    def asbytes(self) -> bytes:
+        return self.payload
+
+
+class _WriteStream:
+    """Pipelined SFTP WRITE requests built in place and sent straight through the channel.
+
+    Why not ``SFTPFile.write``: paramiko copies every request four times on the way
+    (slice, ``Message``, ``asbytes``, header concatenation) and then re-slices the rest of
+    the request after each 32 KiB channel packet (``out = out[n:]``: ~4 more copies of a
+    255 KiB request). Here the file is read (``preadv``, at its offset: two streams can
+    share the file) into one buffer that already holds the requests' headers, and the
+    buffer goes to the channel as a memoryview (slicing it copies nothing), one bytes
+    object per channel packet (:meth:`_send`).
+    Answers are read as they arrive, without blocking, so an error surfaces while the
+    upload runs; the rest are awaited at the end.
+
+    Per upload, not paramiko-wide: it uses the session's request counter and lock (so the
+    session's later requests get fresh ids) and reads only its own answers; nothing else
+    uses the session meanwhile. It relies on paramiko internals (``_lock``,
+    ``request_number``, ``_read_packet``, ``_convert_status``; the channel's ``lock``,
+    ``_wait_for_send_window``, the transport's ``_send_user_message``): paramiko is pinned
+    (constraints.txt) and tests/airflow/test_hook.py checks the bytes on both servers.
+    """
+
+    def __init__(self, sftp: paramiko.SFTPClient, handle: bytes, request_size: int) -> None:
+        self.sftp = sftp
+        self.request_size = request_size
+        # uint32 length, byte type, uint32 id, string handle, uint64 offset, uint32 data length
+        self.prefix = struct.pack(">I", len(handle)) + handle
+        self.header = 4 + 1 + 4 + len(self.prefix) + 8 + 4
+        self.pending: set[int] = set()
+        self.sent = 0  # bytes handed to the channel
+
+    def copy(self, fd: int, start: int, stop: int) -> None:
+        """Send bytes ``start:stop`` of the local file ``fd`` to the same offsets, then wait
+        for every answer. A local file shorter than ``stop`` ends the stream early (the size
+        check after the upload sees it)."""
+        header, size = self.header, self.request_size
+        buffer = bytearray((header + size) * REQUESTS_PER_SEND)
+        view = memoryview(buffer)
+        channel = self.sftp.sock
+        offset = start
+        while offset < stop:
+            end = 0
+            for _ in range(REQUESTS_PER_SEND):
+                body = end + header
+                read = os.preadv(fd, [view[body : body + min(size, stop - offset)]], offset)
+                if not read:
+                    stop = offset
+                    break
+                self._header_into(buffer, end, offset, read)
+                offset += read
+                end = body + read
+                if offset >= stop:
+                    break
+            if end:
+                self._send(view[:end])
+                self.sent = offset - start
+            while self.pending and channel.recv_ready():
+                self._answer()
+        while self.pending:
+            self._answer()
+
+    def _send(self, data: memoryview) -> None:
+        """``Channel.sendall`` minus its per-packet ``Message``: each 32 KiB channel packet
+        is one bytes object (header + slice) handed to the transport, as ``Channel.send``
+        does after its window wait (same lock, window and key-exchange rules); ~20 % less
+        CPU per upload. A closed channel raises (``sendall`` would loop on its 0)."""
+        channel = self.sftp.sock
+        transport = channel.transport
+        while data:
+            with channel.lock:
+                if channel.closed:
+                    raise OSError("Socket is closed")
+                size = channel._wait_for_send_window(len(data))
+            if not size:
+                raise EOFError("the SSH channel was closed during the upload")
+            header = _CHANNEL_DATA.pack(MSG_CHANNEL_DATA, channel.remote_chanid, size)
+            transport._send_user_message(_Packet(header + data[:size]))
+            data = data[size:]
+
+    def _header_into(self, buffer: bytearray, at: int, offset: int, length: int) -> None:
+        with self.sftp._lock:
+            number = self.sftp.request_number
+            self.sftp.request_number += 1
+        struct.pack_into(">IBI", buffer, at, self.header - 4 + length, CMD_WRITE, number)
+        at += 9
+        buffer[at : at + len(self.prefix)] = self.prefix
+        struct.pack_into(">QI", buffer, at + len(self.prefix), offset, length)
+        self.pending.add(number)
+
+    def _answer(self) -> None:
+        """Read one answer: it must be the OK status of one of our requests."""
+        kind, data = self.sftp._read_packet()
+        message = paramiko.Message(data)
+        number = message.get_int()
+        if kind != CMD_STATUS or number not in self.pending:
+            raise paramiko.SSHException(f"unexpected SFTP answer (type {kind}, id {number})")
+        self.pending.discard(number)
+        self.sftp._convert_status(message)  # raises OSError or EOFError unless OK
+
+
+def _copy_in_two(fd: int, first: _WriteStream, second: _WriteStream, size: int) -> None:
+    """The first half of the file through ``first`` (this thread), the rest through
+    ``second`` (a thread of its own): each session has its own channel window."""
+    middle = size // 2 // first.request_size * first.request_size
+    failed: list[BaseException] = []
+
+    def other_half() -> None:
+        try:
+            second.copy(fd, middle, size)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+            failed.append(error)
+
+    worker = threading.Thread(target=other_half, name="sftp-upload-second-half", daemon=True)
+    worker.start()
+    try:
+        first.copy(fd, 0, middle)
+    except BaseException:
+        second.sftp.close()  # the worker's next send or read fails: it stops
+        raise
+    finally:
+        worker.join()
+    if failed:
+        raise failed[0]
 
 
 class PinnedSFTPHook(SFTPHook):
@@ -94,6 +256,7 @@ class PinnedSFTPHook(SFTPHook):
         self.connect_attempts = max(1, int(extras.get("connect_attempts", 3)))
         self.op_timeout = float(extras.get("op_timeout", 120))
         self.request_size = int(extras.get("request_size", REQUEST_SIZE))
+        self.upload_streams = int(extras.get("upload_streams", 2))
         self.compress = truthy(extras.get("compress", False))
         self.look_for_keys = truthy(extras.get("look_for_keys", False))
         self.allow_agent = truthy(extras.get("allow_agent", False))
@@ -366,21 +529,66 @@ class PinnedSFTPHook(SFTPHook):
     # --- transfers -------------------------------------------------------------------------
 
     def _put(self, sftp: paramiko.SFTPClient, source: IO[bytes], remote: str, size: int) -> int:
-        """Pipelined writes of :attr:`request_size` bytes from large local reads."""
-        sent = 0
+        """Write ``source`` to ``remote`` with :class:`_WriteStream` (why: its docstring),
+        in two sessions writing a half each where :meth:`_second_stream` opens one."""
+        streams: list[_WriteStream] = []
         try:
             with sftp.open(remote, "wb") as target:
-                target.MAX_REQUEST_SIZE = self.request_size  # per file, not paramiko-wide
-                target.set_pipelined(True)
-                while block := source.read(WRITE_BLOCK):
-                    target.write(block)
-                    sent += len(block)
+                streams.append(_WriteStream(sftp, target.handle, self.request_size))
+                with self._second_stream(sftp, remote, size) as second:
+                    if second is None:
+                        streams[0].copy(source.fileno(), 0, size)
+                    else:
+                        streams.append(second)
+                        _copy_in_two(source.fileno(), streams[0], second, size)
         except (OSError, EOFError, paramiko.SSHException) as error:
             raise MTargetTransferError(
-                f"upload of {remote} failed after {sent} of {size} bytes: "
-                f"{type(error).__name__}: {error}"
+                f"upload of {remote} failed after {sum(s.sent for s in streams)} of {size} "
+                f"bytes: {type(error).__name__}: {error}"
             ) from error
-        return sent
+        return sum(stream.sent for stream in streams)
+
+    @contextmanager
+    def _second_stream(
+        self, sftp: paramiko.SFTPClient, remote: str, size: int
+    ) -> Iterator[_WriteStream | None]:
+        """A stream for the second half of ``remote`` (opened by ``sftp``) in another SFTP
+        session on the same connection, closed after; None: upload in one stream.
+
+        Why: each SSH channel has its own window (sshd's: 2 MiB); two double the bytes in
+        flight, and sshd serves each session with a process of its own. Only for servers
+        known to write each request at its offset (:data:`OFFSET_WRITE_SERVERS`: a server
+        that appended, as some object-store gateways do, would keep the size and scramble
+        the file), files of :data:`TWO_STREAMS_FROM` bytes or more and ``upload_streams``
+        2 (the default; 1 turns it off). A session or open refused means one stream.
+        """
+        transport = sftp.get_channel().get_transport()
+        software = (transport.remote_version or "").split("-", 2)[-1]
+        if (
+            self.upload_streams < 2
+            or size < TWO_STREAMS_FROM
+            or not software.startswith(OFFSET_WRITE_SERVERS)
+        ):
+            yield None
+            return
+        try:
+            helper = paramiko.SFTPClient.from_transport(transport)
+            if helper is None:
+                raise paramiko.SSHException("no channel")
+            try:
+                channel = helper.get_channel()
+                if channel is not None and self.op_timeout > 0:
+                    channel.settimeout(self.op_timeout)
+                handle = helper.open(remote, "r+")  # no truncation: the first session's file
+            except BaseException:
+                helper.close()
+                raise
+        except (OSError, EOFError, paramiko.SSHException) as error:
+            self.log.info("%s: no second SFTP session (%s); one stream", self._where(), error)
+            yield None
+            return
+        with helper, handle:
+            yield _WriteStream(helper, handle.handle, self.request_size)
 
     def _verify_checksum(self, sftp: paramiko.SFTPClient, remote: str, local: Path) -> str | None:
         """SHA-256 of the remote file, where the server offers ``check-file``, vs the local.
