@@ -6,6 +6,7 @@ import runpy
 import sys
 
 BENCHMARKS = (
+    "bench.bench_startup",
     "bench.bench_prepare",
     "bench.bench_gsm",
     "bench.bench_msisdn",
