@@ -40,9 +40,9 @@ from smsdrop.record_rules import FIELD_PATTERNS, Rules, to_int64
 E164 = r"^\+[1-9][0-9]{6,14}$"
 #: The suite parameter that holds a file's opted-out numbers.
 OPTOUTS_PARAMETER = "optouts"
-#: Records per great-expectations run. A run costs ~0.05–0.1 s whatever its size (the
-#: validation graph, the result), the rows ~0.5–0.8 µs each (docs/PERFORMANCE.md): at
-#: 250,000 rows the fixed part is ~15 % of a run, and a batch holds ~60 MB.
+#: Records per great-expectations run. A run costs ~0.06 s whatever its size (its metric
+#: graph, its result), so 50,000-row batches took twice as long; 500,000 and 1,000,000
+#: were no faster than 250,000 and held more (docs/PERFORMANCE.md).
 BATCH_ROWS = 250_000
 #: Bytes the CSV reader parses at a time (~40,000 records): batches are cut from these.
 READ_BLOCK = 1 << 22
@@ -212,11 +212,11 @@ class _Batches:
             held += block.num_rows
             while held >= self.rows:
                 table = pa.Table.from_batches(pending)
-                yield table.slice(0, self.rows)
+                yield table.slice(0, self.rows).combine_chunks()  # kernels run ~10 % faster
                 rest = table.slice(self.rows)
                 pending, held, given = rest.to_batches(), rest.num_rows, given + 1
         if held or not given:  # the rest, or one empty batch for a file without records
-            yield pa.Table.from_batches(pending, _SCHEMA)
+            yield pa.Table.from_batches(pending, _SCHEMA).combine_chunks()
 
     def _blocks(self) -> Iterator[pa.RecordBatch]:
         if self.path.stat().st_size == 0:  # pyarrow refuses an empty file
@@ -235,7 +235,7 @@ class _Batches:
                 parse_options=parse_options(
                     ignore_empty_lines=False, invalid_row_handler=on_invalid
                 ),
-                convert_options=text_options(SEND_FIELDS, pa.large_string()),
+                convert_options=_CONVERT,
             )
             yield from reader
         except (pa.ArrowInvalid, UnicodeDecodeError, LookupError) as error:
@@ -243,7 +243,13 @@ class _Batches:
             raise InputError(f"not a readable SEND file ({kind})", file=str(self.path)) from None
 
 
-_SCHEMA = pa.schema([(name, pa.large_string()) for name in SEND_FIELDS])
+#: The messages of a campaign repeat (a template): read as a dictionary, a text's segments
+#: are counted once per block, and the column is not copied on its way to pandas.
+_MESSAGES = pa.dictionary(pa.int32(), pa.large_string())
+_TYPES = {**dict.fromkeys(SEND_FIELDS, pa.large_string()), "msg": _MESSAGES}
+_CONVERT = text_options(SEND_FIELDS, pa.large_string())
+_CONVERT.column_types = _TYPES
+_SCHEMA = pa.schema(list(_TYPES.items()))
 
 
 #: pandas' pyarrow strings hold large_string: the columns go over without a copy.
@@ -252,18 +258,39 @@ _PANDAS_TYPES = {pa.large_string(): pd.StringDtype("pyarrow")}
 
 def _frame(batch: pa.Table, not_null: list[str]) -> pd.DataFrame:
     """A batch as great-expectations reads it: the four fields (an empty field is null in
-    the columns that must not be null: that is how a missing value looks in a CSV) and
-    each message's segment count (per distinct text, as it is in the file)."""
-    segments = message_facts(batch.column("msg"), EncodingPolicy.UCS2, long_sms=True).segments
+    the columns that must not be null: that is how a missing value looks in a CSV; the
+    messages as a categorical) and each message's segments, as the text is in the file."""
+    messages = batch.column("msg").chunks or [pa.array([], _MESSAGES)]
+    segments = np.concatenate([_segments(chunk) for chunk in messages])
     columns = {}
     for name in SEND_FIELDS:
         column = batch.column(name)
         if name in not_null:
-            column = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.large_string()), column)
+            column = pa.chunked_array([_empty_as_null(c) for c in column.chunks], column.type)
         columns[name] = column
     frame = pa.table(columns).to_pandas(types_mapper=_PANDAS_TYPES.get)
     frame["segments"] = segments
     return frame
+
+
+def _segments(messages: pa.DictionaryArray) -> np.ndarray:
+    """Each message's segments, counted once per distinct text."""
+    facts = message_facts(messages.dictionary, EncodingPolicy.UCS2, long_sms=True)
+    return facts.segments[messages.indices.to_numpy(zero_copy_only=False)]
+
+
+def _empty_as_null(values: pa.Array) -> pa.Array:
+    """``values`` with the empty texts as nulls (a dictionary's indices, or the texts)."""
+    if isinstance(values, pa.DictionaryArray):
+        empty = pc.equal(values.dictionary, "")
+        if not pc.any(empty).as_py():
+            return values
+        indices = pc.if_else(empty.take(values.indices), None, values.indices)
+        return pa.DictionaryArray.from_arrays(indices, values.dictionary)
+    empty = pc.equal(values, "")
+    if not pc.any(empty).as_py():
+        return values
+    return pc.if_else(empty, pa.scalar(None, values.type), values)
 
 
 def _among(optouts: pa.Array, msisdn: pa.ChunkedArray) -> list[str]:
