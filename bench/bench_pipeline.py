@@ -48,6 +48,10 @@ WORK = Path("var/bench/pipeline").resolve()
 CHUNK = 1_000_000
 TARGET_ROWS, TARGET_SECONDS, TARGET_MB = 10_000_000, 120.0, 2048.0
 STAGES = ("extract", "prepare", "contract", "upload")
+#: The last commit whose contract read each SEND file whole (issue 13's baseline).
+CONTRACT_BASELINE = "75e8e56"
+#: Issue 13: the contract under this share of prepare's time at 10M.
+CONTRACT_SHARE = 0.25
 REQUEST = {
     "campaign_id": "bench",
     "service_id": "12345",
@@ -187,9 +191,48 @@ def upload_parallel(conn_id: str, files: list[Path], workers: int) -> dict:
     }
 
 
-def pipeline(db: Path, staging: Path, conn_id: str, scratch: Path, workers: int) -> dict:
+def import_gx() -> float:
+    """Seconds to import great-expectations, the contract's fixed cost (reported apart)."""
+    import logging
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    start = time.perf_counter()
+    import great_expectations  # noqa: F401
+
+    return time.perf_counter() - start
+
+
+def load_module(name: str, path: Path) -> object:
+    """A module from a file: the contract as another commit had it (``--contract-baseline``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def same_counts(before: list[dict], after: list[dict]) -> bool:
+    """Whether both contracts found the same counts for every great-expectations check."""
+
+    def counts(items: list[dict]) -> dict:
+        return {(e["file"], e["expectation"], e["column"]):
+                (e["element_count"], e["unexpected_count"])
+                for e in items if not e["expectation"].startswith("expect_msisdn_unique_")
+                and e["expectation"] != "expect_four_fields"}  # fmt: skip
+
+    return counts(before) == counts(after)
+
+
+def pipeline(
+    db: Path, staging: Path, conn_id: str, scratch: Path, workers: int, baseline: str = ""
+) -> dict:
     """Extract, prepare, contract, upload: as the DAG's tasks, one after another."""
     start = time.perf_counter()
+    import pyarrow as pa
+
     from smsdrop.airflow.hooks import MTargetHook  # noqa: F401  (the upload task's import)
     from smsdrop.campaign import AUDIENCE_FILE, extract_audience, prepare_staged
     from smsdrop.spec import CampaignSpec
@@ -206,12 +249,21 @@ def pipeline(db: Path, staging: Path, conn_id: str, scratch: Path, workers: int)
         summary = prepare_staged(lambda: DuckDBWarehouse(db), request, staging, timings=timings)
         (staging / AUDIENCE_FILE).unlink()  # as the task does: served, personal data
     files = [staging / str(f["name"]) for f in summary.files]
+    contract_timings: dict[str, float] = {}
+    pa.default_memory_pool().release_unused()  # each contract's peak is its own
     with stage("contract"):
+        contract_timings["gx_import"] = import_gx()
         with DuckDBWarehouse(db) as warehouse:
             optouts = warehouse.optout_numbers()
         contract = check_files(files, request.rules(), optouts)
     if not contract.success:
         raise AssertionError(f"contract broken: {contract.describe_failures()}")
+    if baseline:
+        whole = load_module("upload_contract_baseline", Path(baseline))
+        pa.default_memory_pool().release_unused()
+        with stage("contract_whole"):
+            before = whole.check_files(files, request.rules(), optouts)
+        contract_timings["same_counts"] = same_counts(before.expectations, contract.expectations)
     with stage("upload"):
         uploads = [upload_one(conn_id, str(f), f.name) for f in files]
     sent = sum(u["bytes"] for u in uploads)
@@ -230,6 +282,8 @@ def pipeline(db: Path, staging: Path, conn_id: str, scratch: Path, workers: int)
         "imports": imports,
         "seconds": stage.seconds,
         "prepare_timings": timings,
+        "contract_timings": contract_timings,
+        "contract_baseline": Path(baseline).stem.removeprefix("upload_contract_") or None,
         "stage_start_rss_mb": stage.start_mb,
         "stage_peak_rss_mb": stage.peak_mb,
         "peak_rss_mb": max(stage.peak_mb.values()),
@@ -242,11 +296,25 @@ def child(argv: list[str]) -> None:
     if argv[0] == "seed":
         result = seed(int(argv[1]), Path(argv[2]))
     else:
-        result = pipeline(Path(argv[1]), Path(argv[2]), argv[3], Path(argv[4]), int(argv[5]))
+        result = pipeline(Path(argv[1]), Path(argv[2]), argv[3], Path(argv[4]), int(argv[5]),
+                          *argv[6:7])  # fmt: skip
     print(json.dumps(result))
 
 
 # --- in the parent -----------------------------------------------------------------------
+
+
+def contract_baseline(rev: str) -> str:
+    """The file of ``upload_contract.py`` as commit ``rev`` had it ('' for none): the
+    whole-file contract, timed on the same files in the same child."""
+    if not rev:
+        return ""
+    path = WORK / f"upload_contract_{rev}.py"
+    source = subprocess.run(["git", "show", f"{rev}:include/smsdrop/upload_contract.py"],
+                            check=True, stdout=subprocess.PIPE,
+                            cwd=Path(__file__).resolve().parents[1]).stdout  # fmt: skip
+    path.write_bytes(source)
+    return str(path)
 
 
 def run_child(*args: str) -> dict:
@@ -285,6 +353,8 @@ def report(rows: int, seeded: dict, result: dict) -> list[str]:
                 print(f"    {key:<9} {value:6.2f} s")
             print(f"    {'other':<9} {s['prepare'] - sum(sub.values()):6.2f} s  "
                   "(opt-outs read, rejects to the warehouse)")  # fmt: skip
+        if name == "contract":
+            report_contract(result)
         if name == "upload":
             print(f"    {result['send_mb'] / s['upload']:.0f} MB/s; per file: "
                   f"{', '.join(f'{u:.2f}' for u in result['uploads'])} s")  # fmt: skip
@@ -314,6 +384,33 @@ def report(rows: int, seeded: dict, result: dict) -> list[str]:
     return [line]
 
 
+def report_contract(result: dict) -> None:
+    """The contract against prepare (issue 13's target) and against the whole-file contract
+    of ``--contract-baseline`` on the same files; that one ran second, great-expectations
+    imported already, so it is compared with and without the import."""
+    s, start, peak = result["seconds"], result["stage_start_rss_mb"], result["stage_peak_rss_mb"]
+    gx = result["contract_timings"]["gx_import"]
+    print(f"    gx import {gx:6.2f} s  (in the stage); the checks {s['contract'] - gx:.2f} s")
+    met = s["contract"] < CONTRACT_SHARE * s["prepare"]
+    print(f"    {s['contract'] / s['prepare']:.0%} of prepare (target < {CONTRACT_SHARE:.0%}: "
+          f"{'MET' if met else 'NOT MET'})")  # fmt: skip
+    whole = s.get("contract_whole")
+    if whole is None:
+        return
+    print(
+        f"  contract, whole files ({result['contract_baseline']}): {whole:.1f} s + the import "
+        f"= {whole + gx:.1f} s, {(whole + gx) / s['prepare']:.0%} of prepare; RSS "
+        f"{start['contract_whole']:.0f} MB at the start, peak {peak['contract_whole']:.0f} MB"
+    )
+    print(
+        f"    streamed / whole: {s['contract'] / (whole + gx):.2f}× with the import, "
+        f"{(s['contract'] - gx) / whole:.2f}× without; peak over the start "
+        f"{peak['contract'] - start['contract']:.0f} MB / "
+        f"{peak['contract_whole'] - start['contract_whole']:.0f} MB; same counts: "
+        f"{result['contract_timings']['same_counts']}"
+    )
+
+
 def _rounded(value: object) -> object:
     if isinstance(value, float):
         return round(value, 3)
@@ -329,6 +426,12 @@ def main() -> None:
     parser.add_argument("rows", nargs="*", type=int, default=[1_000_000, TARGET_ROWS])
     parser.add_argument("--workers", type=int, default=2, help="parallel uploads (1: none)")
     parser.add_argument("--keep", action="store_true", help="keep var/bench/pipeline/")
+    parser.add_argument(
+        "--contract-baseline",
+        default=CONTRACT_BASELINE,
+        metavar="REV",
+        help="also run the contract as commit REV had it, on the same files ('' : not)",
+    )
     args = parser.parse_args()
 
     from bench import common
@@ -339,6 +442,7 @@ def main() -> None:
     key = common.client_key(WORK)
     sandbox, server = start_sandbox(WORK, key)
     server.connection(key)  # AIRFLOW_CONN_MTARGET_BENCH, inherited by the children
+    baseline = contract_baseline(args.contract_baseline)
     rows_out: list[str] = []
     results: dict[str, object] = {}
     print(f"pipeline benchmark ({', '.join(f'{n:,}' for n in args.rows)} recipients)")
@@ -350,7 +454,13 @@ def main() -> None:
             db, staging = folder / "warehouse.duckdb", folder / "staging"
             seeded = run_child("seed", str(rows), str(db))
             result = run_child(
-                "pipeline", str(db), str(staging), CONN, str(server.local_dir), str(args.workers)
+                "pipeline",
+                str(db),
+                str(staging),
+                CONN,
+                str(server.local_dir),
+                str(args.workers),
+                baseline,
             )
             rows_out += report(rows, seeded, result)
             results[str(rows)] = {"seed": seeded, **result}
