@@ -2,24 +2,32 @@
 
 The same 1,000,000-record SEND file, the same server, alternately, several rounds, median:
 
-* **ours**: ``MTargetHook.upload_atomic`` (AES-GCM re-key, 261120-byte pipelined writes,
-  then size check, checksum attempt and POSIX rename), inside an open session;
+* **ours**: ``MTargetHook.upload_atomic`` (AES-GCM, 261120-byte pipelined WRITE requests
+  built in place, in two SFTP sessions writing a half each against sshd, then size check,
+  checksum attempt and POSIX rename), inside an open session; the file the server
+  received is checked byte for byte (SHA-256) each round, outside the timing;
+  **ours (one stream)** is the same with the ``upload_streams`` extra at 1;
 * **store_file**: the provider's ``SFTPHook.store_file`` (paramiko ``put``, 32 KiB requests),
   inside an open session, same connection (compression off, as ours: the provider's
   default ``compress=True`` is measured once more as ``store_file (compress on)``);
 * **sftp**: OpenSSH's client, ``sftp -b`` with one ``put``, minus the time of an empty
   session (connect and login), as ``bench/bench_sftp.py`` measures it.
 
+Besides each client's median, ``ours / sftp, paired`` is the median of the per-round
+ratios (ours and ``sftp`` measured next to each other): on a shared machine the load moves
+between rounds, and the pair sees the same load.
+
 Servers: the sandbox in its own process (``smsdrop sandbox serve``: its own GIL, as the
 provider is another machine) and a private OpenSSH ``sshd`` on loopback when installed
 (``.ci/ensure-sshd``). Figures go to docs/PERFORMANCE.md.
 
-    AIRFLOW_HOME=$PWD .venv/bin/python -m bench.bench_transfer [--records 1000000] [--rounds 3]
+    AIRFLOW_HOME=$PWD .venv/bin/python -m bench.bench_transfer [--records 1000000] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -87,13 +95,14 @@ class Server:
     seconds: dict[str, list[float]] = field(default_factory=dict)
     cpu: dict[str, list[float]] = field(default_factory=dict)
 
-    def connection(self, key: Path, compress: bool = False) -> None:
+    def connection(self, key: Path, compress: bool = False, **more: object) -> None:
         extra = {
             "key_file": str(key),
             "host_key": self.host_key,
             "send_dir": self.remote_dir,
             "compress": str(compress).lower(),
             "connect_attempts": 1,
+            **more,
         }
         document = {
             "conn_type": "sftp",
@@ -104,15 +113,22 @@ class Server:
         }
         os.environ[f"AIRFLOW_CONN_{CONN.upper()}"] = json.dumps(document)
 
+    def check_received(self, name: str, digest: str) -> None:
+        """The server holds ``name`` alone, with the local file's SHA-256."""
+        found = [path.name for path in self.local_dir.iterdir()]
+        assert found == [name], f"{self.label}: {found}"
+        with open(self.local_dir / name, "rb") as received:
+            assert hashlib.file_digest(received, "sha256").hexdigest() == digest, self.label
+
     def clean(self) -> None:
         for path in self.local_dir.iterdir():
             path.unlink()
 
 
-def ours(server: Server, file: Path, key: Path) -> tuple[float, float]:
+def ours(server: Server, file: Path, key: Path, streams: int = 2) -> tuple[float, float]:
     from smsdrop.airflow.hooks import MTargetHook
 
-    server.connection(key)
+    server.connection(key, upload_streams=streams)
     hook = MTargetHook(CONN)
     with hook.get_managed_conn():
         hook.remote_state(file.name)  # session open and warm, as in the operator
@@ -179,11 +195,13 @@ def start_sandbox(work: Path, key: Path) -> tuple[subprocess.Popen[str], Server]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
     file = send_file(args.records)
+    with open(file, "rb") as source:
+        digest = hashlib.file_digest(source, "sha256").hexdigest()
     mb = file.stat().st_size / 1e6
     key = client_key()
     work = Path(tempfile.mkdtemp(prefix="bench-transfer-", dir=WORK))
@@ -200,8 +218,10 @@ def main() -> None:
         print("sshd not installed: the sandbox only (.ci/ensure-sshd)", file=sys.stderr)
 
     clients: dict[str, Callable[[Server], tuple[float, float]]] = {
-        "ours": lambda s: ours(s, file, key),
+        # ours next to sftp in both orders: the paired ratio compares neighbours
         "store_file": lambda s: store_file(s, file, key),
+        "ours (one stream)": lambda s: ours(s, file, key, streams=1),
+        "ours": lambda s: ours(s, file, key),
         "sftp": lambda s: openssh(s, file, key, work),
     }
     try:
@@ -213,6 +233,8 @@ def main() -> None:
                     wall, cpu = run(server)
                     server.seconds.setdefault(label, []).append(wall)
                     server.cpu.setdefault(label, []).append(cpu)
+                    if label.startswith("ours"):
+                        server.check_received(file.name, digest)
                     server.clean()
             wall, cpu = store_file(server, file, key, compress=True)
             server.clean()
@@ -232,6 +254,12 @@ def main() -> None:
     }
     rows = []
     for server in servers:
+        paired = statistics.median(
+            theirs / ours
+            for ours, theirs in zip(server.seconds["ours"], server.seconds["sftp"], strict=True)
+        )
+        results[f"{server.label}.ours_vs_sftp_paired"] = round(paired, 3)
+        rows.append(f"| {server.label} | ours / sftp, paired | | | {paired:.2f}x | |")
         reference = statistics.median(server.seconds["sftp"])
         for label, values in server.seconds.items():
             median = statistics.median(values)
