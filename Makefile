@@ -34,8 +34,11 @@ migrate: $(STAMP)
 	@mkdir -p var
 	$(BIN)/airflow db migrate > var/db-migrate.log 2>&1 || { tail -20 var/db-migrate.log; exit 1; }
 
+# pytest-xdist workers: the deployment tests mostly wait on Airflow's timers, so 3 at once
+# on 2 cores (docs/PERFORMANCE.md, "The test suite"); `make test TEST_WORKERS=0`: one process.
+TEST_WORKERS ?= 3
 test: bootstrap
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 demo: bootstrap
 	$(BIN)/python -m smsdrop.demo

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_the_demo_runs_a_campaign_end_to_end(tmp_path: Path) -> None:
     env = {**os.environ, "AIRFLOW_HOME": str(ROOT), "SMSDROP_DEMO_ROWS": "4000"}
     done = subprocess.run(

@@ -230,3 +230,13 @@ def xcom(run: Any, task_id: str) -> Any:
 
 def text_of(paths: Iterable[Path]) -> str:
     return "\n".join(p.read_text(errors="replace") for p in paths if p.is_file())
+
+
+def task_logs(dag_id: str, since: float) -> str:
+    """Task log files of ``dag_id`` written since ``since`` (``dag.test()`` logs to stdout
+    today; files if configured), in Airflow's configured log folder: a pytest-xdist worker
+    has its own (tests/conftest.py), so another worker's runs are never read as this one's."""
+    from airflow.configuration import conf
+
+    files = Path(conf.get("logging", "base_log_folder")).glob(f"dag_id={dag_id}/**/*.log")
+    return text_of(f for f in files if f.stat().st_mtime >= since)

@@ -43,6 +43,7 @@ def _no_personal_data(mails: list[tuple[str, str]]) -> None:
         assert "ce samedi" not in text and "Bonjour" not in text, subject
 
 
+@pytest.mark.slow
 @DUCKDB
 def test_a_run_mails_its_notices_records_its_history_and_fails_under_a_threshold(
     sandbox: Sandbox, campaign: dict[str, Any], inbox: Inbox
@@ -143,6 +144,7 @@ def held(make_sandbox, slot: datetime) -> Sandbox:
     return make_sandbox(lock_delay=3600, start=slot)
 
 
+@pytest.mark.slow
 @DUCKDB
 def test_a_file_the_provider_never_takes_fails_wait_done_past_the_deadline(
     held: Sandbox, connect, campaign: dict[str, Any], inbox: Inbox, capfd

@@ -33,14 +33,13 @@ from tests.airflow.support import (
     deliveries,
     msisdns,
     run_dag,
+    task_logs,
     task_states,
-    text_of,
     write_send,
     xcom,
 )
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def campaign_dag(dag_id: str, local: Path, *, deferrable: bool) -> DAG:
@@ -109,12 +108,7 @@ def clock_driver(monkeypatch) -> Iterator[Any]:
     stop.set()
 
 
-def task_logs(dag_id: str, since: float) -> str:
-    """Task log files of this run (``dag.test()`` logs to stdout today; files if configured)."""
-    files = (ROOT / "var" / "logs").glob(f"dag_id={dag_id}/**/*.log")
-    return text_of(f for f in files if f.stat().st_mtime >= since)
-
-
+@pytest.mark.slow
 def test_deferrable_sensors_under_dag_test_with_a_connection_cut_mid_upload(
     make_sandbox, connect, clock_driver, keys, tmp_path, capfd, request
 ) -> None:

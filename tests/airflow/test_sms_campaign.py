@@ -168,6 +168,7 @@ def test_a_retriggered_campaign_sends_nothing_twice(
     assert len(sandbox.events("file_received")) == len(xcom(first, "prepare")["files"])
 
 
+@pytest.mark.slow
 def test_a_stop_reply_keeps_the_person_out_of_the_next_campaign(
     sandbox: Sandbox, campaign: dict[str, Any]
 ) -> None:
@@ -192,6 +193,7 @@ def test_a_stop_reply_keeps_the_person_out_of_the_next_campaign(
     assert quitter in optouts and not set(summer) & optouts
 
 
+@pytest.mark.slow
 def test_a_dry_run_uploads_nothing_and_keeps_no_staged_file(
     sandbox: Sandbox, campaign: dict[str, Any]
 ) -> None:
@@ -472,6 +474,7 @@ def test_an_optout_published_before_the_upload_is_honoured(
     assert recorded["sha256"].iloc[0] != first["sha256"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("warehouse_conn", ["duckdb"], indirect=True)
 def test_the_upload_waits_for_the_slot_less_the_lead(
     sandbox: Sandbox, campaign: dict[str, Any], slot: datetime
@@ -496,6 +499,7 @@ def test_the_upload_waits_for_the_slot_less_the_lead(
     assert sensor.end_date >= upload_at - timedelta(seconds=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("warehouse_conn", ["duckdb"], indirect=True)
 def test_a_failed_refresh_with_a_stale_list_stops_the_upload(
     sandbox: Sandbox,

@@ -30,7 +30,7 @@ from smsdrop.naming import PARIS, FileKind
 from smsdrop.reports import write_reply_line
 from smsdrop.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse
 from tests.airflow.conftest import postgres_conn
-from tests.airflow.support import msisdns, run_dag, task_states, text_of, write_send, xcom
+from tests.airflow.support import msisdns, run_dag, task_logs, task_states, write_send, xcom
 from tests.warehouse.conftest import PG_ADMIN_DSN
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -141,15 +141,7 @@ def test_replies_and_optouts_loaded_incrementally_and_idempotently(
     assert len(final["replies"]) == 4
     assert final["offsets"] == new_sizes
 
-    output = (
-        "".join(capfd.readouterr())
-        + caplog.text
-        + text_of(
-            f
-            for f in (ROOT / "var" / "logs").glob("dag_id=sms_reports/**/*.log")
-            if f.stat().st_mtime >= started
-        )
-    )
+    output = "".join(capfd.readouterr()) + caplog.text + task_logs("sms_reports", started)
     for number in numbers:
         assert number not in output and number[1:] not in output, mask_one(number)
     assert "reply reports loaded" in output  # the task log is really looked at
@@ -218,15 +210,7 @@ def test_bad_records_are_set_aside_and_the_rest_loaded(
     with warehouse_from_connection() as wh:
         assert len(wh.query_frame("SELECT * FROM sms_report_quarantine")) == bad
 
-    output = (
-        "".join(capfd.readouterr())
-        + caplog.text
-        + text_of(
-            f
-            for f in (ROOT / "var" / "logs").glob("dag_id=sms_reports/**/*.log")
-            if f.stat().st_mtime >= started
-        )
-    )
+    output = "".join(capfd.readouterr()) + caplog.text + task_logs("sms_reports", started)
     assert "set aside" in output  # the task log is really looked at
     for number in numbers:
         assert number not in output and number[1:] not in output, mask_one(number)

@@ -135,6 +135,10 @@ def deployment(
                     # a task whose worker died is failed (then retried) after 20 s, not 5 min
                     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
                     "AIRFLOW__CORE__PARALLELISM": "8",
+                    # the DAG files are parsed when the dag-processor starts and never change
+                    # during a test: re-parsing them every 30 s (the default) only burns the
+                    # CPU that the other tests running at the same time need (`pytest -n`)
+                    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
                     # the machine is shared: an execution API call may wait for a core
                     "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
                     # a Celery message held by a killed worker is given up after 90 s

@@ -1,7 +1,10 @@
 """``sms_campaign`` through a real deployment: LocalExecutor, metadata DB on PostgreSQL.
 
 One deployment for the module (api-server, scheduler, dag-processor, triggerer as
-processes; ``conftest.deployment``). The campaign is triggered over the REST API, as the
+processes; ``conftest.deployment``); under ``pytest -n`` (``make test``) the three tests are
+not grouped, so each worker that runs one builds its own: they run at the same time, and
+none depends on what another left (the DuckDB test puts the warehouse connection back). The
+campaign is triggered over the REST API, as the
 form's Trigger button does, and checked on one run: 4 SEND files uploaded by mapped tasks in
 parallel, the scheduler and the triggerer SIGKILLed (by process group) while the ACK
 sensors are deferred and then restarted, every task done in one try, every audience row in a

@@ -43,6 +43,7 @@ def test_secrets_are_made_once_private_and_reused(tmp_path: Path) -> None:
     assert Fernet(first["fernet_key"]).decrypt(Fernet(first["fernet_key"]).encrypt(b"x")) == b"x"
 
 
+@pytest.mark.slow
 def test_the_bootstrap_migrates_a_db_file_an_interrupted_run_left(tmp_path: Path) -> None:
     """Issue 10 part 6: a metadata DB file that exists but was never migrated."""
     db = tmp_path / "airflow.db"

@@ -214,6 +214,7 @@ def _outcome(root: Path) -> dict[str, object]:
     }
 
 
+@pytest.mark.slow
 def test_sigkill_mid_campaign_sends_every_message_once_and_loses_nothing(
     tmp_path: Path, keys: Keys, make_sandbox: MakeSandbox
 ) -> None:
