@@ -334,7 +334,8 @@ def _own_check(
 def _repeats_within(numbers: list[np.ndarray]) -> tuple[int, np.ndarray]:
     """Rows whose number is on another row of the file (null = -1 ignored), and the file's
     numbers sorted, once each."""
-    values = np.sort(np.concatenate(numbers)) if numbers else np.zeros(0, np.int64)
+    values = np.concatenate(numbers) if numbers else np.zeros(0, np.int64)
+    values.sort()  # in place: the file's numbers are held once more, not twice
     values = values[values >= 0]
     same = values[1:] == values[:-1]
     repeated = np.zeros(len(values), dtype=bool)
@@ -344,8 +345,11 @@ def _repeats_within(numbers: list[np.ndarray]) -> tuple[int, np.ndarray]:
 
 
 def _repeats_across(distinct: list[np.ndarray]) -> int:
-    """How many times a number is in one more file (each file's numbers given once)."""
+    """How many times a number is in one more file (each file's numbers given once); the
+    list is emptied, so the campaign's numbers are held once while they are sorted."""
     if not distinct:
         return 0
-    values = np.sort(np.concatenate(distinct), kind="stable")  # merges the sorted runs
+    values = np.concatenate(distinct)
+    distinct.clear()
+    values.sort(kind="stable")  # in place; merges the files' sorted runs
     return int(np.count_nonzero(values[1:] == values[:-1]))
