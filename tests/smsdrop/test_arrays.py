@@ -9,7 +9,9 @@ from hypothesis.extra.numpy import arrays
 
 from smsdrop.arrays import unique, unique_first_index
 
-VALUES = arrays(np.int64, st.integers(0, 300), elements=st.integers(-5, 5) | st.integers(-(2**63), 2**63 - 1))
+VALUES = arrays(
+    np.int64, st.integers(0, 300), elements=st.integers(-5, 5) | st.integers(-(2**63), 2**63 - 1)
+)
 
 
 @given(VALUES)
