@@ -93,6 +93,26 @@ def test_host_key_checks_cannot_be_switched_off(sandbox, connect, extra: str) ->
         MTargetHook()
 
 
+@pytest.mark.parametrize(
+    ("extra", "value"),
+    [
+        ("request_size", "abc"),
+        ("request_size", 0),
+        ("request_size", 10_000_000),  # OpenSSH drops the session above 261120
+        ("upload_streams", 3),
+        ("upload_streams", True),
+        ("op_timeout", -1),
+        ("connect_attempts", "nan"),
+    ],
+)
+def test_a_numeric_extra_out_of_its_range_is_refused_by_name(
+    sandbox, connect, extra: str, value: object
+) -> None:
+    connect(sandbox.port, **{extra: value})
+    with pytest.raises(MTargetConfigError, match=f"extra {extra}=.* is refused: a number from"):
+        MTargetHook()
+
+
 def test_reports_listed_downloaded_read_incrementally_and_deleted(
     sandbox, connect, tmp_path: Path
 ) -> None:

@@ -61,6 +61,7 @@ from smsdrop.airflow.ssh_rules import (
     WEAK_KEX,
     WEAK_MACS,
     check_extras,
+    numeric_extra,
     truthy,
 )
 
@@ -86,6 +87,14 @@ OFFSET_WRITE_SERVERS: Final = ("OpenSSH_",)
 #: Files from this size go up in two sessions (smaller ones: the second session's setup,
 #: ~2 round trips and a process on the server, would cost more than it saves).
 TWO_STREAMS_FROM: Final = 16 * 1024 * 1024
+#: The numeric extras: (default, lowest, highest). Above REQUEST_SIZE, OpenSSH drops the
+#: session; more than two upload streams measured no faster (docs/PERFORMANCE.md).
+NUMERIC_EXTRAS: Final[dict[str, tuple[float, float, float]]] = {
+    "connect_attempts": (3, 1, 20),
+    "op_timeout": (120, 1, 86_400),
+    "request_size": (REQUEST_SIZE, 512, REQUEST_SIZE),
+    "upload_streams": (2, 1, 2),
+}
 #: Read requests in flight while downloading (64 x 255 KiB: ~16 MB buffered at most).
 PREFETCH_REQUESTS: Final = 64
 
@@ -253,10 +262,14 @@ class PinnedSFTPHook(SFTPHook):
         extras = self.extras
         check_extras(mtarget_conn_id, extras)
         super().__init__(ssh_conn_id=mtarget_conn_id, conn_retry_attempts=1, **kwargs)
-        self.connect_attempts = max(1, int(extras.get("connect_attempts", 3)))
-        self.op_timeout = float(extras.get("op_timeout", 120))
-        self.request_size = int(extras.get("request_size", REQUEST_SIZE))
-        self.upload_streams = int(extras.get("upload_streams", 2))
+
+        def number(name: str) -> float:
+            return numeric_extra(mtarget_conn_id, extras, name, NUMERIC_EXTRAS[name])
+
+        self.connect_attempts = int(number("connect_attempts"))
+        self.op_timeout = number("op_timeout")
+        self.request_size = int(number("request_size"))
+        self.upload_streams = int(number("upload_streams"))
         self.compress = truthy(extras.get("compress", False))
         self.look_for_keys = truthy(extras.get("look_for_keys", False))
         self.allow_agent = truthy(extras.get("allow_agent", False))

@@ -86,6 +86,28 @@ def check_extras(conn_id: str, extras: Mapping[str, Any]) -> None:
         )
 
 
+def numeric_extra(
+    conn_id: str, extras: Mapping[str, Any], name: str, bounds: tuple[float, float, float]
+) -> float:
+    """The extra ``name`` as a number within ``bounds`` (default, lowest, highest; the
+    default when absent). Anything else — a text, a boolean, 0, a request of 10 MB — is
+    refused naming the connection and the extra (MTargetConfigError: no retry), instead of
+    failing later and less clearly."""
+    default, low, high = bounds
+    raw = extras.get(name, default)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(raw, bool) or not low <= value <= high:
+        shown = repr(raw)[:40]
+        raise MTargetConfigError(
+            f"connection {conn_id!r}: extra {name}={shown} is refused: a number from "
+            f"{low:g} to {high:g} (default {default:g})"
+        )
+    return value
+
+
 def truthy(value: object) -> bool:
     """An extra's value read as a flag (extras arrive as strings or JSON booleans)."""
     return str(value).strip().lower() in ("1", "true", "yes", "on")
