@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -82,8 +83,6 @@ def reject_heavy(clean: Path, path: Path) -> Path:
 
 def prepare_args(audience: Path, out: Path, policy: str) -> list[str]:
     """``smsdrop prepare``'s arguments for the benchmarks' campaign (``out`` emptied)."""
-    import shutil
-
     shutil.rmtree(out, ignore_errors=True)
     return [
         "prepare", str(audience), "--service-id", "12345", "--campaign", "bench",
