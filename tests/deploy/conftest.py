@@ -89,8 +89,15 @@ class Deployment:
 
 
 def deployment(
-    tmp_path_factory: pytest.TempPathFactory, executor: str, workers: int = 0
+    tmp_path_factory: pytest.TempPathFactory,
+    executor: str,
+    workers: int = 0,
+    heartbeat_timeout: int = 120,
 ) -> Iterator[Deployment]:
+    """A deployment of ``executor``. ``heartbeat_timeout``: the scheduler's
+    ``task_instance_heartbeat_timeout``; only a test that kills a worker needs it short, and
+    a short one fails a live task whose heartbeat waited on the loaded api-server (the
+    heartbeat call may take up to the 60 s execution API timeout set below)."""
     psycopg = pytest.importorskip("psycopg")
     try:
         admin = psycopg.connect(f"{PG} dbname=postgres", autocommit=True, connect_timeout=3)
@@ -132,8 +139,7 @@ def deployment(
                 env={
                     "AIRFLOW_CONN_MTARGET_DEFAULT": json.dumps(connection),
                     "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(folder / "logs"),
-                    # a task whose worker died is failed (then retried) after 20 s, not 5 min
-                    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+                    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(heartbeat_timeout),
                     "AIRFLOW__CORE__PARALLELISM": "8",
                     # the DAG files are parsed when the dag-processor starts and never change
                     # during a test: re-parsing them every 30 s (the default) only burns the

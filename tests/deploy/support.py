@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from smsdrop.sandbox import Sandbox
@@ -115,3 +116,33 @@ def accounted(warehouse: Any, sandbox: Sandbox, campaign_id: str) -> dict[str, A
         "states": sorted({f["state"] for f in files}),
         "not_sent_exactly_once": not_once,
     }
+
+
+def retried(stack: Any, logs: Path, runs: list[tuple[str, str]]) -> str:
+    """Why each task instance of ``runs`` that needed more than one try did: the end of
+    its first try's log and the scheduler's lines naming it (empty when none retried).
+    A bare ``try_number`` says a retry happened; a failing test must say why."""
+    report = []
+    for dag_id, run_id in runs:
+        for ti in stack.task_instances(dag_id, run_id):
+            if (ti["try_number"] or 0) <= 1:
+                continue
+            task, index = ti["task_id"], ti["map_index"]
+            folder = logs / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task}"
+            if index >= 0:
+                folder = folder / f"map_index={index}"
+            first = folder / "attempt=1.log"
+            tail = first.read_text(errors="replace").splitlines()[-25:] if first.exists() else []
+            scheduler = [
+                line
+                for line in stack.log_file("scheduler").read_text(errors="replace").splitlines()
+                if task in line and (run_id in line or str(index) in line)
+            ][-15:]
+            report.append(
+                f"{dag_id} {run_id} {task}[{index}] try {ti['try_number']} ({ti['state']}):\n"
+                f"  first try ({first}):\n    "
+                + "\n    ".join(tail)
+                + "\n  scheduler:\n    "
+                + "\n    ".join(scheduler)
+            )
+    return "\n".join(report)

@@ -27,7 +27,8 @@ WORKERS = {"worker1", "worker2"}
 
 @pytest.fixture(scope="module")
 def celery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    yield from deployment(tmp_path_factory, "CeleryExecutor", workers=2)
+    # a task whose worker is SIGKILLed is failed (then retried) after 20 s, not 5 min
+    yield from deployment(tmp_path_factory, "CeleryExecutor", workers=2, heartbeat_timeout=20)
 
 
 def check_accounted(celery: Deployment, campaign_id: str) -> None:

@@ -30,7 +30,7 @@ from smsdrop.prepare import first_allowed_slot
 from smsdrop.sandbox.cli import serve_command
 from smsdrop.sandbox.events import events
 from tests.deploy.conftest import Deployment, deployment, free_port
-from tests.deploy.support import accounted, by_task, overlapping
+from tests.deploy.support import accounted, by_task, overlapping, retried
 
 pytestmark = pytest.mark.slow
 DAG = "sms_campaign"
@@ -89,7 +89,10 @@ def test_a_multi_file_campaign_survives_scheduler_and_triggerer_killed_while_def
         for v in tis.values()
         for t in v
     }
-    assert set(tries.values()) == {("success", 1)}, tries  # no retry, killed or not
+    # no retry, killed or not
+    assert set(tries.values()) == {("success", 1)}, retried(
+        stack, local.folder / "logs", [(DAG, run_id)]
+    )
     figures = accounted(local.warehouse(), sandbox, "localexec")
     assert figures["recipients"] == figures["valid+rejected"] == 7_000, figures
     assert figures["rejected"] == figures["rejected_rows"] > 0, figures
@@ -125,8 +128,9 @@ def test_four_campaigns_and_sms_reports_together_on_the_duckdb_default(
     finally:
         stack.api("PATCH", "dags/sms_reports", {"is_paused": True})
         local.set_warehouse(_postgres(local))
-    assert set(states.values()) == {"success"}, (states, tries)
-    assert max(t for _, t in tries.values()) == 1, {k: v for k, v in tries.items() if v[1] > 1}
+    why = retried(stack, local.folder / "logs", runs)
+    assert set(states.values()) == {"success"}, (states, tries, why)
+    assert max(t for _, t in tries.values()) == 1, why
     print(f"\n4 campaigns + sms_reports on DuckDB: {elapsed:.0f} s")
 
 
