@@ -131,16 +131,20 @@ def retried(stack: Any, logs: Path, runs: list[tuple[str, str]]) -> str:
             folder = logs / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task}"
             if index >= 0:
                 folder = folder / f"map_index={index}"
-            first = folder / "attempt=1.log"
-            tail = first.read_text(errors="replace").splitlines()[-25:] if first.exists() else []
+            first = sorted(folder.glob("attempt=1.*"))  # the task's log, then its trigger's
+            tail = [
+                line
+                for path in first
+                for line in path.read_text(errors="replace").splitlines()[-25:]
+            ]
             scheduler = [
                 line
                 for line in stack.log_file("scheduler").read_text(errors="replace").splitlines()
-                if task in line and (run_id in line or str(index) in line)
+                if task in line and run_id in line
             ][-15:]
             report.append(
                 f"{dag_id} {run_id} {task}[{index}] try {ti['try_number']} ({ti['state']}):\n"
-                f"  first try ({first}):\n    "
+                f"  first try ({', '.join(p.name for p in first) or 'no log'}):\n    "
                 + "\n    ".join(tail)
                 + "\n  scheduler:\n    "
                 + "\n    ".join(scheduler)
