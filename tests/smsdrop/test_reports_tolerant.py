@@ -198,6 +198,40 @@ def test_a_quote_closed_lines_later_is_split_by_line() -> None:
     assert "over 2 lines" in chunk.quarantined[0].reason
 
 
+def test_a_stray_quote_closed_by_a_truncated_line_does_not_swallow_a_valid_one() -> None:
+    """Found by the property test: line 1 opens a quote, line 5's quote closes it with text
+    glued after it (``"0``, not RFC 4180); pyarrow reads the three lines as one valid
+    record, hiding K1. Such a record over several lines is set aside by its first line."""
+    lines = [
+        b'+33610000000;20260101;010000;"\r\n',
+        b"+33610000000;20260101;010000;;K1\r\n",
+        b'+33610000000;20260101;010000;"0;\r\n',
+    ]
+    data = lines[0] + b"\r\n" + lines[1] + b"\r\n" + lines[2] + b"\r\n"
+    for final in (True, False):
+        chunk = _tolerant(data, final=final)
+        assert chunk.frame["idremote"].tolist() == ["K1"]
+        assert [(q.line, q.field) for q in chunk.quarantined] == [(1, "MESSAGE"), (5, "MESSAGE")]
+        assert "text after a closing quote" in chunk.quarantined[0].reason
+        assert chunk.next_offset == len(data)
+
+
+def test_a_message_over_several_lines_is_still_one_record() -> None:
+    """RFC 4180: a quoted field may hold line breaks (a reply typed on two lines) and
+    doubled quotes; text glued after a closing quote on one line is read as pyarrow does."""
+    multi = b'+33612345601;20261201;103000;"Stop\r\nsvp ""merci""";K1\r\n'
+    glued = b'+33612345602;20261201;103000;"Stop"svp;K2\r\n'
+    chunk = _tolerant(multi + glued, final=True)
+    assert chunk.frame["message"].tolist() == ['Stop\r\nsvp "merci"', "Stopsvp"]
+    assert not chunk.quarantined
+    glued_over_lines = b'+33612345603;20261201;103000;"Stop\r\nsvp"x;K3\r\n'
+    chunk = _tolerant(glued_over_lines + glued, final=True)
+    assert chunk.frame["idremote"].tolist() == ["K2"]
+    first, second = chunk.quarantined  # line 2 read again: two fields, HOUR missing
+    assert (first.line, first.field, second.line, second.field) == (1, "MESSAGE", 2, "HOUR")
+    assert first.reason.startswith("text after a closing quote")
+
+
 def test_nul_and_invalid_utf8_are_cleaned_and_the_stop_kept() -> None:
     data = b"+33612345601;20261201;103000;STOP\0\xff\xfe merci;K1\r\n"
     chunk = _tolerant(data, require_msisdn=True)

@@ -30,6 +30,14 @@ _COMPLETE: Final = re.compile(rb"(?:" + _FIELDS + rb"(?:\r\n|\n|\r(?=[^\n])))*+"
 BLANK: Final = re.compile(rb"[\r\n]*\Z")
 #: A whole file: records, the last one with or without its line end.
 WHOLE: Final = re.compile(rb"(?:" + _FIELDS + rb"(?:\r\n|\n|\r))*+(?:" + _FIELDS + rb")?")
+# RFC 4180's field: a closing quote is followed by the delimiter, a line end or the end.
+_STRICT_FIELD: Final = rb'(?>"(?:[^"]++|"")*+"(?=[;\r\n]|\Z)|[^";\r\n][^;\r\n]*+)?'
+_STRICT_FIELDS: Final = _STRICT_FIELD + rb"(?:;" + _STRICT_FIELD + rb")*+"
+#: A whole file of RFC 4180 records: no text glued after a closing quote.
+STRICT_WHOLE: Final = re.compile(
+    rb"(?:" + _STRICT_FIELDS + rb"(?:\r\n|\n|\r))*+(?:" + _STRICT_FIELDS + rb")?"
+)
+_QUOTED: Final = re.compile(rb'"(?:[^"]++|"")*+"')
 
 
 def count_lines(data: bytes, end: int | None = None) -> int:
@@ -78,6 +86,16 @@ class Record(NamedTuple):
 
     def multiline(self) -> bool:
         return b"\n" in self.body or b"\r" in self.body
+
+    def glued(self) -> int | None:
+        """The index of the first field with text after its closing quote (``"ab"c``, which
+        pyarrow reads as ``abc`` and RFC 4180 refuses), or None."""
+        if b'"' not in self.body:
+            return None
+        for index, (_, raw) in enumerate(self.fields()):
+            if raw.startswith(b'"') and (m := _QUOTED.match(raw)) and m.end() < len(raw):
+                return index
+        return None
 
 
 def scan(data: bytes, start: int) -> Iterator[Record]:

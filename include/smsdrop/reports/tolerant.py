@@ -5,8 +5,9 @@ The rules: NUL and invalid UTF-8 bytes are replaced by ``?`` first
 (:func:`smsdrop.reports.clean_bytes`: a warehouse refuses them; a STOP with a stray byte is
 still a STOP); a record that does not tokenise (an unterminated quote), has the wrong number
 of fields, is longer than :data:`MAX_RECORD_BYTES` or has a refused value (DATE, HOUR;
-MSISDN with ``require_msisdn``) is set aside; a bad record spanning several lines is set
-aside by its first line and the rest read again; an incomplete tail that has run over
+MSISDN with ``require_msisdn``) is set aside, and so is a record over several lines with text
+after a closing quote (``"…"0``: a stray quote closed by another one, not RFC 4180); a bad
+record spanning several lines is set aside by its first line and the rest read again; an incomplete tail that has run over
 :data:`MAX_OPEN_LINES` line breaks or :data:`MAX_RECORD_BYTES` is a stray quote: its first
 line is set aside and the reading goes on after it.
 
@@ -39,6 +40,7 @@ from smsdrop.reports.reading import Chunk, Located, Quarantined, field_name, rea
 from smsdrop.reports.records import (
     BLANK,
     BOM,
+    STRICT_WHOLE,
     Record,
     complete_prefix,
     count_lines,
@@ -199,6 +201,8 @@ class _Tolerant:
         table = read_strings(buf, skip, self.fields, where, diagnose=False)
         if table.num_rows and self._too_long(table):
             return None
+        if b'"' in piece and self._glued_over_lines(table, buf, skip):
+            return None
         columns, refused = convert(table, self.fields)
         return None if refused else pa.table(columns)
 
@@ -207,6 +211,15 @@ class _Tolerant:
         for column in table.columns[1:]:
             total = pc.add(total, pc.binary_length(column))
         return bool(pc.max(total).as_py() > MAX_RECORD_BYTES)
+
+    @staticmethod
+    def _glued_over_lines(table: pa.Table, buf: bytes, skip: int) -> bool:
+        """Whether a record over several lines may have text after a closing quote (then the
+        record-by-record path sets it aside); pyarrow reads ``"…"0`` as ``…0``."""
+        spans = any(
+            pc.any(pc.match_substring_regex(column, "[\r\n]")).as_py() for column in table.columns
+        )
+        return spans and STRICT_WHOLE.fullmatch(buf, skip) is None
 
     @staticmethod
     def _numbers_ok(table: pa.Table) -> pa.Array:
@@ -226,6 +239,8 @@ class _Tolerant:
             names = ";".join(f.provider for f in self.fields)
             field = self.fields[found].provider if found < len(self.fields) else "record"
             return field, f"expected {len(self.fields)} fields {names}, found {found}"
+        if rec.multiline() and (index := rec.glued()) is not None:
+            return self.fields[index].provider, "text after a closing quote"
         return None
 
     def _salvage(self, buf: bytes, pos: int) -> None:
