@@ -30,7 +30,8 @@ campaigns listed in `include/nightly_campaigns.yaml` are triggered by `sms_campa
    files. **remove_staged** deletes the run's staged files once they have served.
 
 Poll intervals: `SMSDROP_POLL_SECONDS` (status, default 30) and `SMSDROP_ACK_POLL_SECONDS`
-(ACK, default 600), read from the environment when the DAG is parsed.
+(ACK, default 600), and the wait before a failed task's retry, `SMSDROP_RETRY_DELAY_SECONDS`
+(default 60), read from the environment when the DAG is parsed.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from smsdrop.fields import CAMPAIGN
 
 STATUS_POLL = float(os.environ.get("SMSDROP_POLL_SECONDS", "30"))
 ACK_POLL = float(os.environ.get("SMSDROP_ACK_POLL_SECONDS", "600"))
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("SMSDROP_RETRY_DELAY_SECONDS", "60")))
 DAG_ID = "sms_campaign"
 
 
@@ -78,7 +80,7 @@ def _file_accepted(context: dict) -> None:
     # task, so the alert has the task's exception.
     default_args={
         "retries": 2,
-        "retry_delay": timedelta(minutes=1),
+        "retry_delay": RETRY_DELAY,
         "on_failure_callback": CampaignAlertNotifier(),
     },
     tags=["smsdrop"],

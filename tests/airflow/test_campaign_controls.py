@@ -147,8 +147,16 @@ def held(make_sandbox, slot: datetime) -> Sandbox:
 @pytest.mark.slow
 @DUCKDB
 def test_a_file_the_provider_never_takes_fails_wait_done_past_the_deadline(
-    held: Sandbox, connect, campaign: dict[str, Any], inbox: Inbox, capfd
+    held: Sandbox,
+    connect,
+    campaign: dict[str, Any],
+    inbox: Inbox,
+    capfd,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # one file: under dag.test the mapped wait_done tries run one after another, each
+    # waiting out the deadline (a minute a file)
+    monkeypatch.setattr("smsdrop.airflow.campaign_tasks.MAX_RECORDS", 1_000_000)
     connect(held.port)
     run = _run(held, campaign_id="stuck", lock_deadline_minutes=1, **MAIL)
     states = {t: s for t, (s, _) in task_states(run).items()}
@@ -156,6 +164,7 @@ def test_a_file_the_provider_never_takes_fails_wait_done_past_the_deadline(
     assert states["wait_done"] == "failed" and states["upload"] == "success", states
     assert states["record_outcome"] == "failed" and states["wait_ack"] == "upstream_failed"
     files = sorted(f["name"] for f in xcom(run, "prepare")["summary"]["files"])
+    assert len(files) == 1, files
     text = capfd.readouterr()
     log = text.out + text.err
     for name in files:

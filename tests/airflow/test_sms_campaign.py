@@ -69,6 +69,7 @@ def campaign(
     connect(sandbox.port)
     monkeypatch.setenv("SMSDROP_POLL_SECONDS", "0.2")
     monkeypatch.setenv("SMSDROP_ACK_POLL_SECONDS", "0.3")
+    monkeypatch.setenv("SMSDROP_RETRY_DELAY_SECONDS", "1")
     monkeypatch.setenv("SMSDROP_STAGING", (tmp_path / "staging").as_uri())
     monkeypatch.setattr("smsdrop.airflow.campaign_tasks.MAX_RECORDS", 1_000)
     monkeypatch.setitem(CONF, "send_at", slot.isoformat())
@@ -102,6 +103,18 @@ def _query(sql: str, *params: Any) -> pd.DataFrame:
 
 def _sent(sandbox: Sandbox) -> Counter[str]:
     return Counter(e["msisdn"] for e in sandbox.events("message_sent"))
+
+
+@pytest.mark.parametrize(("value", "seconds"), [(None, 60), ("7", 7)])
+def test_the_retry_delay_is_read_at_parse(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, seconds: int
+) -> None:
+    if value is None:
+        monkeypatch.delenv("SMSDROP_RETRY_DELAY_SECONDS", raising=False)
+    else:
+        monkeypatch.setenv("SMSDROP_RETRY_DELAY_SECONDS", value)
+    delays = {t.task_id: t.retry_delay.total_seconds() for t in _dag().tasks}
+    assert set(delays.values()) == {seconds}, delays
 
 
 def test_a_campaign_end_to_end(sandbox: Sandbox, campaign: dict[str, Any]) -> None:

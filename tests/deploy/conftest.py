@@ -153,6 +153,8 @@ def deployment(
                     "SMSDROP_MAX_RECORDS": str(MAX_RECORDS),
                     "SMSDROP_POLL_SECONDS": "1",
                     "SMSDROP_ACK_POLL_SECONDS": "1",
+                    # a killed worker's or sandbox's task is retried 5 s after its failure
+                    "SMSDROP_RETRY_DELAY_SECONDS": "5",
                 },
             )
         )
