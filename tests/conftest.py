@@ -55,16 +55,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 #: The longest tests, handed out first in this order (seconds each alone, set-up included,
-#: 2026-12-02, load 5–8). Under ``pytest -n 3`` each worker queues two units at the start,
-#: so they pair up as [0]+[3], [1]+[4], [2]+[5] (~370–390 s each), and at most two or three
-#: Airflow deployments run at once: four at once overload 2 cores (load average 24).
+#: 2026-12-02 15:30, quiet, with 5 s retry delays in the deployments). Under ``pytest -n 3``
+#: each worker queues two units at the start, so they pair up as [0]+[3], [1]+[4], [2]+[5]
+#: (~300, ~300 and ~210 s alone), and at most two or three Airflow deployments run at
+#: once: four at once overload 2 cores (load average 24).
 LONGEST_FIRST = (
-    "tests/deploy/test_celery_executor.py::",  # 250, both tests on one deployment
-    "tests/airflow/test_campaign_controls.py::test_a_file_the_provider_never_takes",  # 250
     "tests/deploy/test_local_executor.py::test_four_campaigns_and_sms_reports",  # 204
+    "tests/deploy/test_celery_executor.py::",  # 180, both tests on one deployment
+    "tests/airflow/test_campaign_controls.py::test_a_file_the_provider_never_takes",  # 85
+    "tests/deploy/test_local_executor.py::test_the_sandbox_killed",  # 95
     "tests/deploy/test_local_executor.py::test_a_multi_file_campaign",  # 118
     "tests/deploy/test_make_airflow.py::test_make_airflow_runs",  # 121
-    "tests/deploy/test_local_executor.py::test_the_sandbox_killed",  # 185
 )
 
 
