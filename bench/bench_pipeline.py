@@ -25,12 +25,14 @@ work is not ours to time). Target (the issue): 10,000,000 recipients prepared an
 
     AIRFLOW_HOME=$PWD .venv/bin/python -m bench.bench_pipeline [ROWS ...]   # ~2 minutes
 
-Everything under var/bench/pipeline/ (GBs of synthetic personal data) is removed at the end.
+Everything under var/bench/pipeline/ (GBs of synthetic personal data) is removed at the end;
+one run at a time (var/bench/pipeline.lock): a second one stops at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -45,6 +47,8 @@ os.environ.setdefault("AIRFLOW_HOME", str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
 WORK = Path("var/bench/pipeline").resolve()
+#: Held while a run uses WORK: a second run would remove the first one's files.
+LOCK = WORK.with_suffix(".lock")
 CHUNK = 1_000_000
 TARGET_ROWS, TARGET_SECONDS, TARGET_MB = 10_000_000, 120.0, 2048.0
 STAGES = ("extract", "prepare", "contract", "upload")
@@ -421,6 +425,18 @@ def _rounded(value: object) -> object:
     return value
 
 
+@contextmanager
+def one_run_at_a_time() -> Iterator[None]:
+    """A second run stops at once, saying so: two would share WORK (and the 2 cores)."""
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with LOCK.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            sys.exit(f"another bench_pipeline is running ({LOCK} is held): wait for it")
+        yield
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rows", nargs="*", type=int, default=[1_000_000, TARGET_ROWS])
@@ -433,7 +449,11 @@ def main() -> None:
         help="also run the contract as commit REV had it, on the same files ('' : not)",
     )
     args = parser.parse_args()
+    with one_run_at_a_time():
+        run(args)
 
+
+def run(args: argparse.Namespace) -> None:
     from bench import common
     from bench.bench_transfer import CONN, start_sandbox
 
