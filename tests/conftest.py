@@ -54,18 +54,23 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(WORKER_STATE, ignore_errors=True)
 
 
-#: The longest tests, handed out first in this order (seconds each alone, set-up included,
-#: 2026-12-02 15:30, quiet, with 5 s retry delays in the deployments). Under ``pytest -n 3``
-#: each worker queues two units at the start, so they pair up as [0]+[3], [1]+[4], [2]+[5]
-#: (~300, ~300 and ~210 s alone), and at most two or three Airflow deployments run at
-#: once: four at once overload 2 cores (load average 24).
+#: The deployment tests (a whole Airflow each: scheduler, api-server, dag-processor,
+#: triggerer, workers) in two chains, each run test after test on one worker and handed
+#: out first: at most two deployments at once (three at once overload 2 cores: heartbeats
+#: stall, tasks retry), and the third worker takes everything else. Seconds each alone,
+#: set-up included, quiet, with 5 s retry delays (2026-12-02 15:30): 384 and 334 a chain.
+DEPLOYMENT_CHAINS = {
+    "tests/deploy/test_local_executor.py::test_four_campaigns_and_sms_reports": "deploy-1",  # 204
+    "tests/deploy/test_celery_executor.py::": "deploy-1",  # 180, both tests on one deployment
+    "tests/deploy/test_make_airflow.py::test_make_airflow_runs": "deploy-2",  # 121
+    "tests/deploy/test_local_executor.py::test_a_multi_file_campaign": "deploy-2",  # 118
+    "tests/deploy/test_local_executor.py::test_the_sandbox_killed": "deploy-2",  # 95
+}
+#: The longest tests, handed out first in this order: the chains, then the longest test
+#: that starts no deployment (85 s: it waits out a one-minute deadline).
 LONGEST_FIRST = (
-    "tests/deploy/test_local_executor.py::test_four_campaigns_and_sms_reports",  # 204
-    "tests/deploy/test_celery_executor.py::",  # 180, both tests on one deployment
-    "tests/airflow/test_campaign_controls.py::test_a_file_the_provider_never_takes",  # 85
-    "tests/deploy/test_local_executor.py::test_the_sandbox_killed",  # 95
-    "tests/deploy/test_local_executor.py::test_a_multi_file_campaign",  # 118
-    "tests/deploy/test_make_airflow.py::test_make_airflow_runs",  # 121
+    *DEPLOYMENT_CHAINS,
+    "tests/airflow/test_campaign_controls.py::test_a_file_the_provider_never_takes",
 )
 
 
@@ -87,8 +92,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 #: Modules whose tests share one expensive module-scoped set-up: under ``--dist loadgroup``
 #: all of a module's tests go to one worker, which builds it once. Every other test is
-#: handed out alone, to whichever worker is free (tests/deploy/test_local_executor.py's
-#: three tests each get a deployment of their own, at the same time).
+#: handed out alone, to whichever worker is free, but the deployment tests
+#: (:data:`DEPLOYMENT_CHAINS`).
 ONE_WORKER_MODULES = {
     "tests/deploy/test_celery_executor.py": "a Celery deployment with two workers",
     "tests/airflow/test_real_processes.py": "a migrated private Airflow",
@@ -98,7 +103,8 @@ ONE_WORKER_MODULES = {
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
-    """``--dist loadgroup`` with :data:`ONE_WORKER_MODULES` as groups. xdist's own way, an
+    """``--dist loadgroup`` with :data:`ONE_WORKER_MODULES` and :data:`DEPLOYMENT_CHAINS` as
+    groups. xdist's own way, an
     ``xdist_group`` mark, does nothing with pytest 9: xdist 3.8.0 renames the grouped node
     ids through ``item._nodeid``, which pytest 9 no longer reads. A scheduler's scope
     (``_split_scope``) is the hook xdist offers for this."""
@@ -106,8 +112,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
         return None
     from xdist.scheduler import LoadGroupScheduling
 
+    # Units in the collection's order (LONGEST_FIRST first), not re-sorted by their number
+    # of tests (xdist's default), which would hand out the grouped modules first.
+    config.option.loadscopereorder = False
+
     class ModuleGroups(LoadGroupScheduling):
         def _split_scope(self, nodeid: str) -> str:
+            for prefix, chain in DEPLOYMENT_CHAINS.items():
+                if nodeid.startswith(prefix):
+                    return chain
             module = nodeid.split("::", 1)[0]
             return module if module in ONE_WORKER_MODULES else super()._split_scope(nodeid)
 
