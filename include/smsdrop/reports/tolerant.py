@@ -5,11 +5,12 @@ The rules: NUL and invalid UTF-8 bytes are replaced by ``?`` first
 (:func:`smsdrop.reports.clean_bytes`: a warehouse refuses them; a STOP with a stray byte is
 still a STOP); a record that does not tokenise (an unterminated quote), has the wrong number
 of fields, is longer than :data:`MAX_RECORD_BYTES` or has a refused value (DATE, HOUR;
-MSISDN with ``require_msisdn``) is set aside, and so is a record over several lines with text
-after a closing quote (``"…"0``: a stray quote closed by another one, not RFC 4180); a bad
-record spanning several lines is set aside by its first line and the rest read again; an incomplete tail that has run over
-:data:`MAX_OPEN_LINES` line breaks or :data:`MAX_RECORD_BYTES` is a stray quote: its first
-line is set aside and the reading goes on after it.
+MSISDN with ``require_msisdn``) is set aside, and so is a record over several lines with
+text after a closing quote (``"…"0``: a stray quote closed by another one, not RFC 4180);
+a bad record spanning several lines is set aside by its first line and the rest read
+again; an incomplete tail that has run over :data:`MAX_OPEN_LINES` line breaks or
+:data:`MAX_RECORD_BYTES` is a stray quote: its first line is set aside and the reading
+goes on after it.
 
 Good files take the vectorised path only (one pyarrow read, Arrow kernels); a region that
 is not good as a whole is halved until the bad records are found, so one bad record costs
