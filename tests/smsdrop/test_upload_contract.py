@@ -4,6 +4,7 @@ several great-expectations runs)."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
@@ -194,3 +195,25 @@ def test_a_file_in_another_encoding_is_read_as_that_encoding(tmp_path: Path) -> 
     assert check_files([path], Rules(), NO_OPTOUTS, encoding="latin-1", batch_rows=1).success
     with pytest.raises(InputError, match="not a readable SEND file"):
         check_files([path], Rules(), NO_OPTOUTS, batch_rows=1)  # not UTF-8
+
+
+def test_great_expectations_fingerprints_no_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The contract turns off great-expectations' fingerprint of each batch (~1.5 s a
+    million rows). An upgrade that renamed ``HASH_THRESHOLD`` would make the contract
+    slower without a word: this test says so."""
+    from great_expectations.execution_engine import pandas_execution_engine as engine
+
+    calls: list[int] = []
+    real = pd.util.hash_pandas_object
+    monkeypatch.setattr(
+        pd.util, "hash_pandas_object", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    path = send_file(tmp_path, "a.csv", good_rows(5))
+    threshold = engine.HASH_THRESHOLD
+    assert check_files([path], Rules(), NO_OPTOUTS, batch_rows=2).success
+    assert calls == [] and engine.HASH_THRESHOLD == threshold  # none, and restored after
+    monkeypatch.setattr(upload_contract, "_no_fingerprints", nullcontext)  # the control
+    assert check_files([path], Rules(), NO_OPTOUTS, batch_rows=2).success
+    assert len(calls) == 3, calls  # one per batch (2, 2, 1 rows)
