@@ -52,6 +52,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DAGS = Path(__file__).resolve().parent / "dags"  # mtarget_real.py
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 PROVIDER_LOCK_DELAY = 6.0  # real seconds a .csv waits: the status sensors find it pending
+#: Seconds an ``airflow dags test`` process may take before the test calls it hung: ~30–70 s
+#: here, over 80 s when two deployment tests share the 2 cores (not a speed check).
+HANG_GUARD = 300
 
 #: ``airflow …`` with ``dag.test()`` leaving deferred tasks to a triggerer process.
 WITHOUT_INLINE_TRIGGERS = """
@@ -246,7 +249,6 @@ def test_sensors_defer_to_a_standalone_triggerer_and_resume_from_its_events(
     sandbox = make_sandbox(lock_delay=PROVIDER_LOCK_DELAY)
     connect(sandbox.port)
     env = private_airflow.env()
-    started = time.monotonic()
 
     triggerer = processes.start(
         "triggerer", [AIRFLOW, "triggerer", "--skip-serve-logs", "--capacity", "10"], env
@@ -255,9 +257,8 @@ def test_sensors_defer_to_a_standalone_triggerer_and_resume_from_its_events(
     command = [sys.executable, "-c", WITHOUT_INLINE_TRIGGERS, "dags", "test", dag_id]
     with Watcher(private_airflow, dag_id, sandbox, good) as watcher:
         runner = processes.start("dags-test", [*command, "-c", json.dumps(conf)], env)
-        code = runner.wait(80)
+        code = runner.wait(HANG_GUARD)
     run_log = processes.output(runner)
-    elapsed = time.monotonic() - started
     assert triggerer.poll() is None, processes.output(triggerer)  # alive all along
 
     assert private_airflow.states(dag_id) == {
@@ -308,7 +309,6 @@ def test_sensors_defer_to_a_standalone_triggerer_and_resume_from_its_events(
     assert deliveries(sandbox, good).exactly_once(300)
     seen = deliveries(sandbox, bad)
     assert (seen.received, seen.rejected, seen.ignored, len(seen.per_row)) == (1, 1, 0, 0)
-    assert elapsed < 90, elapsed
 
 
 # --- 2. ``airflow dags test`` ------------------------------------------------------------
@@ -322,7 +322,6 @@ def test_airflow_dags_test_cli_runs_the_campaign_and_each_message_is_sent_once(
     local = write_send(tmp_path, name, 1200)
     sandbox = make_sandbox(lock_delay=3.0)
     connect(sandbox.port)
-    started = time.monotonic()
 
     with Watcher(private_airflow, dag_id, sandbox, name) as watcher:
         cli = processes.start(
@@ -330,9 +329,8 @@ def test_airflow_dags_test_cli_runs_the_campaign_and_each_message_is_sent_once(
             [AIRFLOW, "dags", "test", dag_id, "-c", json.dumps({"local_path": str(local)})],
             private_airflow.env(),
         )
-        code = cli.wait(80)
+        code = cli.wait(HANG_GUARD)
     output = processes.output(cli)
-    elapsed = time.monotonic() - started
 
     assert code == 0, output[-4000:]
     assert private_airflow.states(dag_id) == {
@@ -346,7 +344,6 @@ def test_airflow_dags_test_cli_runs_the_campaign_and_each_message_is_sent_once(
     assert f"Report/{name.replace('SEND-', 'ACK-')} is there" in output
     sandbox.settle()
     assert deliveries(sandbox, name).exactly_once(1200)
-    assert elapsed < 90, elapsed
 
 
 # --- 3. a retry in a later real minute ---------------------------------------------------
