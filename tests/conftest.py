@@ -95,7 +95,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 #: handed out alone, to whichever worker is free, but the deployment tests
 #: (:data:`DEPLOYMENT_CHAINS`).
 ONE_WORKER_MODULES = {
-    "tests/deploy/test_celery_executor.py": "a Celery deployment with two workers",
     "tests/airflow/test_real_processes.py": "a migrated private Airflow",
     "tests/plugin/test_browser.py": "an api-server with the plugin",
     "tests/dags/test_dag_integrity.py": "the DAG folder parsed in a subprocess",
@@ -103,11 +102,10 @@ ONE_WORKER_MODULES = {
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
-    """``--dist loadgroup`` with :data:`ONE_WORKER_MODULES` and :data:`DEPLOYMENT_CHAINS` as
-    groups. xdist's own way, an
-    ``xdist_group`` mark, does nothing with pytest 9: xdist 3.8.0 renames the grouped node
-    ids through ``item._nodeid``, which pytest 9 no longer reads. A scheduler's scope
-    (``_split_scope``) is the hook xdist offers for this."""
+    """``--dist loadgroup`` with :data:`DEPLOYMENT_CHAINS` and :data:`ONE_WORKER_MODULES` as
+    groups. xdist's own way, an ``xdist_group`` mark, does nothing with pytest 9: xdist
+    3.8.0 renames the grouped node ids through ``item._nodeid``, which pytest 9 no longer
+    reads. A scheduler's scope (``_split_scope``) is the hook xdist offers for this."""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadGroupScheduling
