@@ -31,12 +31,12 @@ campaigns listed in `include/nightly_campaigns.yaml` are triggered by `sms_campa
 
 Poll intervals: `SMSDROP_POLL_SECONDS` (status, default 30) and `SMSDROP_ACK_POLL_SECONDS`
 (ACK, default 600), and the wait before a failed task's retry, `SMSDROP_RETRY_DELAY_SECONDS`
-(default 60), read from the environment when the DAG is parsed.
+(default 60), read from the environment when the DAG is parsed (a bad value is the DAG's
+import error, naming the variable: docs/DAGS.md).
 """
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
@@ -49,10 +49,11 @@ from smsdrop.airflow.sensors import (
     UploadTimeSensor,
 )
 from smsdrop.fields import CAMPAIGN
+from smsdrop.settings import number_setting
 
-STATUS_POLL = float(os.environ.get("SMSDROP_POLL_SECONDS", "30"))
-ACK_POLL = float(os.environ.get("SMSDROP_ACK_POLL_SECONDS", "600"))
-RETRY_DELAY = timedelta(seconds=float(os.environ.get("SMSDROP_RETRY_DELAY_SECONDS", "60")))
+STATUS_POLL = number_setting("SMSDROP_POLL_SECONDS", 30, minimum=0.1)
+ACK_POLL = number_setting("SMSDROP_ACK_POLL_SECONDS", 600, minimum=0.1)
+RETRY_DELAY = timedelta(seconds=number_setting("SMSDROP_RETRY_DELAY_SECONDS", 60, minimum=0))
 DAG_ID = "sms_campaign"
 
 

@@ -117,6 +117,23 @@ def test_the_retry_delay_is_read_at_parse(
     assert set(delays.values()) == {seconds}, delays
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("SMSDROP_POLL_SECONDS", "abc"), ("SMSDROP_ACK_POLL_SECONDS", "nan"),
+     ("SMSDROP_RETRY_DELAY_SECONDS", "-5")],
+)  # fmt: skip
+def test_a_bad_setting_is_the_dags_import_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv(name, value)
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "sms_campaign.py"))
+    assert "sms_campaign" not in bag.dags
+    (error,) = bag.import_errors.values()
+    assert f"field {name}: must be" in error, error
+
+
 def test_a_campaign_end_to_end(sandbox: Sandbox, campaign: dict[str, Any]) -> None:
     run = _run(sandbox)
     states = task_states(run)

@@ -23,6 +23,7 @@ from smsdrop.airflow.warehouse import (
 from smsdrop.dropbox import MAX_RECORDS as PROVIDER_MAX_RECORDS
 from smsdrop.dropbox import FileState, RemoteState
 from smsdrop.errors import InputError
+from smsdrop.settings import number_setting
 
 if TYPE_CHECKING:
     from smsdrop.account import Account
@@ -34,9 +35,17 @@ log = logging.getLogger(__name__)
 
 MTARGET_CONN_ID = "mtarget_default"
 #: Rows per batch through extraction and preparation (memory follows it).
-BATCH_ROWS = int(os.environ.get("SMSDROP_BATCH_ROWS", "250000"))
+BATCH_ROWS = int(number_setting("SMSDROP_BATCH_ROWS", 250_000, minimum=1, whole=True))
 #: Records per SEND file: the spec's 1,000,000 unless an account (or a test) wants fewer.
-MAX_RECORDS = int(os.environ.get("SMSDROP_MAX_RECORDS", str(PROVIDER_MAX_RECORDS)))
+MAX_RECORDS = int(
+    number_setting(
+        "SMSDROP_MAX_RECORDS",
+        PROVIDER_MAX_RECORDS,
+        minimum=1,
+        maximum=PROVIDER_MAX_RECORDS,
+        whole=True,
+    )
+)
 #: The deployment's price list (YAML); unset: the example shipped (pricing.DEFAULT_PRICES).
 PRICES_ENV = "SMSDROP_PRICES"
 

@@ -23,6 +23,7 @@ from typing import Any, Final
 import duckdb
 import pyarrow as pa
 
+from smsdrop.settings import number_setting
 from smsdrop.warehouse.base import Warehouse, rebatch, source_query
 
 __all__ = ["LOCK_TIMEOUT_ENV", "DuckDBWarehouse"]
@@ -34,10 +35,7 @@ _LOCK_ERRORS: Final = ("Could not set lock", "Conflicting lock")
 
 
 def _lock_timeout() -> float:
-    try:
-        return max(0.0, float(os.environ.get(LOCK_TIMEOUT_ENV, "600")))
-    except ValueError:
-        return 600.0
+    return number_setting(LOCK_TIMEOUT_ENV, 600, minimum=0)
 
 
 def connect(path: str, *, read_only: bool, lock_timeout: float | None = None) -> Any:
