@@ -9,6 +9,9 @@ file. Assertion messages never show a full number.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,6 +135,23 @@ def test_a_bad_setting_is_the_dags_import_error_naming_it(
     assert "sms_campaign" not in bag.dags
     (error,) = bag.import_errors.values()
     assert f"field {name}: must be" in error, error
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("SMSDROP_MAX_RECORDS", "2000000"), ("SMSDROP_BATCH_ROWS", "1.5")]
+)
+def test_a_bad_size_fails_the_first_task_importing_the_steps_naming_it(
+    name: str, value: str
+) -> None:
+    """The sizes are read when a task imports ``campaign_tasks``, not at DAG parse."""
+    code = "import smsdrop.airflow.campaign_tasks"
+    env = {**os.environ, name: value}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert f"InputError: field {name}: must be" in done.stderr, done.stderr[-500:]
 
 
 def test_a_campaign_end_to_end(sandbox: Sandbox, campaign: dict[str, Any]) -> None:
