@@ -43,9 +43,16 @@ def check_accounted(celery: Deployment, campaign_id: str) -> None:
 def test_mapped_uploads_are_spread_over_both_workers(celery: Deployment) -> None:
     stack = celery.stack
     started = time.monotonic()
-    run_id = stack.trigger(DAG, celery.conf("celery1"))
-    with celery.sandbox.fast_forward():
-        state = stack.wait_run(DAG, run_id, timeout=420)
+    # Uploads of ~5 s each: a worker holds at most 2 unacknowledged messages (concurrency 2,
+    # prefetch 1, late acks), so the other 2 of the 4 queued at once go to the other worker.
+    # At full speed one worker can finish each upload before the other polls the queue.
+    celery.proxy.rate = 40_000
+    try:
+        run_id = stack.trigger(DAG, celery.conf("celery1"))
+        with celery.sandbox.fast_forward():
+            state = stack.wait_run(DAG, run_id, timeout=420)
+    finally:
+        celery.proxy.rate = None
     elapsed = time.monotonic() - started
     tis = by_task(stack.task_instances(DAG, run_id))
 
