@@ -12,6 +12,7 @@ BENCHMARKS = (
     "bench.bench_msisdn",
     "bench.bench_sftp",
     "bench.bench_transfer",
+    "bench.bench_contract",
     "bench.bench_pipeline",
     "bench.bench_duckdb_lock",
 )
