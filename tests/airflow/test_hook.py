@@ -396,6 +396,61 @@ def test_keys_in_home_ssh_are_never_offered_unless_asked(
     assert {e["key"] for e in sandbox.events("auth_accepted")} == {_fingerprint(found)}
 
 
+@pytest.fixture
+def cut_logins(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The sandbox drops the connection (no answer, no disconnect message) when it gets the
+    first key of each of the next ``len(cuts)`` logins: a provider that dies mid-login. The
+    list is the number of cuts still to make; it is emptied as they happen."""
+    from smsdrop.sandbox.server import SandboxSSHServer
+
+    cuts = ["cut"]
+    answer = SandboxSSHServer.validate_public_key
+
+    async def validate_public_key(self: SandboxSSHServer, username: str, key: object) -> bool:
+        if cuts:
+            cuts.pop()
+            self._conn.abort()  # the TCP connection goes; the login is never answered
+            return False
+        return await answer(self, username, key)
+
+    monkeypatch.setattr(SandboxSSHServer, "validate_public_key", validate_public_key)
+    return cuts
+
+
+def test_a_connection_cut_during_the_login_is_retried_not_taken_for_a_refusal(
+    sandbox, connect, cut_logins
+) -> None:
+    """paramiko calls a transport that died while the login waited an authentication
+    failure; the hook tells it from a refusal and tries again (a refusal never is)."""
+    from smsdrop.airflow.exceptions import MTargetAuthError
+
+    connect(sandbox.port)  # one attempt: the cut is the hook's error
+    with pytest.raises(MTargetTransferError, match="during the login") as raised:
+        MTargetHook().list_reports()
+    assert not isinstance(raised.value, MTargetAuthError)
+    cut_logins.append("cut")
+    connect(sandbox.port, connect_attempts=2)
+    assert MTargetHook().list_reports() == []  # the second attempt logs in
+    assert cut_logins == []
+    assert not sandbox.events("auth_failed")  # nothing was ever refused
+    assert len(sandbox.events("auth_accepted")) == 1
+
+
+def test_a_refusal_then_a_disconnect_is_a_refusal_and_not_retried(
+    make_sandbox, connect, keys
+) -> None:
+    """The sandbox cuts a connection at its first refused login (``max_auth_failures=1``):
+    the transport is dead when paramiko raises, yet the server did answer."""
+    from smsdrop.airflow.exceptions import MTargetAuthError
+
+    sandbox = make_sandbox(max_auth_failures=1)
+    connect(sandbox.port, key_file=str(keys.stranger), connect_attempts=3)
+    with pytest.raises(MTargetAuthError, match="Not retried"):
+        MTargetHook().list_reports()
+    assert len(sandbox.events("auth_failed")) == 1
+    assert len(sandbox.events("auth_limit")) == 1  # it did cut the connection
+
+
 def test_cbc_3des_and_md5_are_never_negotiated_with_the_sandbox(make_sandbox, connect) -> None:
     import asyncssh
 

@@ -10,7 +10,9 @@ base of :class:`~smsdrop.airflow.hooks.MTargetHook` adds, and why:
   (the provider takes real money for every file it receives: talking to an impostor is
   not an option).
 * **No retry storm.** Paramiko's login errors are never retried (the provider could lock the
-  account); only connection-level errors are, ``connect_attempts`` times. Refusals raise
+  account); only connection-level errors are, ``connect_attempts`` times, a connection
+  that ends during the login before the server answered it included (paramiko calls that
+  an authentication failure too: :func:`dropped_during_login`). Refusals raise
   :class:`~smsdrop.airflow.exceptions.MTargetFailure`, which fails the task without retries.
   ``look_for_keys`` is off unless asked: only the connection's own credentials are offered.
 * **Managed connections only.** ``SFTPHook.get_conn()`` can hand back a client closed by an
@@ -455,7 +457,15 @@ class PinnedSFTPHook(SFTPHook):
         if self.key_file:
             kwargs["key_filename"] = self.key_file
         try:
-            client.connect(**kwargs)
+            client.connect(**kwargs, transport_factory=LoginTransport)
+        except paramiko.AuthenticationException as error:
+            dropped = dropped_during_login(client)
+            client.close()
+            if dropped:  # a connection failure like any other: retried
+                raise ConnectionResetError(
+                    "the server closed the connection during the login, before answering it"
+                ) from error
+            raise
         except BaseException:
             client.close()
             raise
@@ -660,3 +670,36 @@ class PinnedSFTPHook(SFTPHook):
                 out.write(block)
                 remaining -= len(block)
         return length
+
+
+def dropped_during_login(client: paramiko.SSHClient) -> bool:
+    """Whether paramiko's ``AuthenticationException`` means the connection ended before the
+    server answered the login (a provider restarting, a cut connection), not a refusal.
+
+    paramiko raises the same exception for both ("transport shut down or saw EOF"). Only a
+    refusal must not be retried (each one may count towards locking the account); the other
+    is a connection failure. Its auth handler forgets the login's user name when a refusal
+    arrives (``_parse_userauth_failure``): a dead transport whose handler still holds the
+    name, and whose server sent no disconnect message (:class:`LoginTransport`), was never
+    answered. A refusal, or a disconnect in place of one, stays a refusal.
+    """
+    transport = client.get_transport()
+    if transport is None or transport.is_active():
+        return False
+    if getattr(transport, "disconnect_reason", None) is not None:
+        return False  # the server ended the login itself (too many failures, say)
+    handler = getattr(transport, "auth_handler", None)
+    return handler is not None and getattr(handler, "username", None) is not None
+
+
+class LoginTransport(paramiko.Transport):
+    """paramiko's transport, keeping the server's disconnect message (paramiko only logs
+    it): a server that ends a refused login with a disconnect has answered it, where a
+    connection that just ends has not (:func:`dropped_during_login`)."""
+
+    disconnect_reason: str | None = None
+
+    def _parse_disconnect(self, m: paramiko.Message) -> None:
+        self.disconnect_reason = f"code {m.get_int()}"
+        m.rewind()
+        super()._parse_disconnect(m)
