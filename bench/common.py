@@ -20,14 +20,14 @@ FIRST = ("Marie", "Jean", "Hélène", "Anaïs", "Léa", "Chloé", "Lucas", "Hugo
 CITY = ("Paris", "Lyon", "Marseille", "Nantes", "Besançon", "Nîmes", "Orléans", "Brest")
 
 
-def send_file(path: Path, records: int, first: int = 0) -> Path:
+def send_file(path: Path, records: int, start: int = 0) -> Path:
     """A valid SEND file of distinct French mobiles and personalised texts, built once;
-    its records are numbered from ``first`` on (files with other numbers: no repeats)."""
+    its records are numbered from ``start`` on (files started apart: no number repeats)."""
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(1 + first)
-    index = np.arange(first, first + records)
+    rng = np.random.default_rng(1 + start)
+    index = np.arange(start, start + records)
     first = np.array(FIRST)[rng.integers(0, len(FIRST), records)]
     city = np.array(CITY)[rng.integers(0, len(CITY), records)]
     msg = np.char.add(np.char.add(np.char.add("Bonjour ", first), ", -20% ce samedi a "), city)

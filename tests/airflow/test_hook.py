@@ -399,8 +399,8 @@ def test_keys_in_home_ssh_are_never_offered_unless_asked(
 @pytest.fixture
 def cut_logins(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The sandbox drops the connection (no answer, no disconnect message) when it gets the
-    first key of each of the next ``len(cuts)`` logins: a provider that dies mid-login. The
-    list is the number of cuts still to make; it is emptied as they happen."""
+    key of a login: a provider that dies mid-login. One entry per cut still to make (one at
+    first); a test appends one for another cut."""
     from smsdrop.sandbox.server import SandboxSSHServer
 
     cuts = ["cut"]
