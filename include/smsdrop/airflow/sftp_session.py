@@ -686,20 +686,19 @@ def dropped_during_login(client: paramiko.SSHClient) -> bool:
     transport = client.get_transport()
     if transport is None or transport.is_active():
         return False
-    if getattr(transport, "disconnect_reason", None) is not None:
+    if isinstance(transport, LoginTransport) and transport.server_disconnected:
         return False  # the server ended the login itself (too many failures, say)
     handler = getattr(transport, "auth_handler", None)
     return handler is not None and getattr(handler, "username", None) is not None
 
 
 class LoginTransport(paramiko.Transport):
-    """paramiko's transport, keeping the server's disconnect message (paramiko only logs
-    it): a server that ends a refused login with a disconnect has answered it, where a
-    connection that just ends has not (:func:`dropped_during_login`)."""
+    """paramiko's transport, remembering whether the server sent a disconnect message
+    (paramiko only logs it): a server that ends a refused login with one has answered it,
+    where a connection that just ends has not (:func:`dropped_during_login`)."""
 
-    disconnect_reason: str | None = None
+    server_disconnected = False
 
     def _parse_disconnect(self, m: paramiko.Message) -> None:
-        self.disconnect_reason = f"code {m.get_int()}"
-        m.rewind()
+        self.server_disconnected = True
         super()._parse_disconnect(m)
