@@ -125,3 +125,31 @@ def test_any_text_is_accepted_as_one_select_or_refused_with_a_field(text: str) -
     for dialect in ("duckdb", "postgres"):
         (tree,) = sqlglot.parse(query, read=dialect)
         assert type(tree).__name__ in ("Select", "Union", "Intersect", "Except")
+
+
+@pytest.mark.parametrize(("group_rows", "batch"), [(3, 5), (7, 5), (5, 5), (100, 5), (1, 4)])
+def test_a_parquet_audience_is_read_whole_in_order_whatever_its_row_groups(
+    tmp_path: Path, group_rows: int, batch: int
+) -> None:
+    """Read a run of row groups at a time (``iter_batches`` over the whole file keeps what
+    it read): every row once, in order, no batch over the batch size, and tiny row groups
+    still make full batches."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from smsdrop.audience_files import read_audience_tables
+
+    rows = 23
+    table = pa.table({"msisdn": [f"+336123456{i:02d}" for i in range(rows)],
+                      "idremote": [f"C{i}" for i in range(rows)]})  # fmt: skip
+    path = tmp_path / "audience.parquet"
+    pq.write_table(table, path, row_group_size=group_rows)
+    assert pq.ParquetFile(path).metadata.num_row_groups == -(-rows // group_rows)
+    batches = list(read_audience_tables(path, ["msisdn", "idremote"], batch))
+    assert [r for b in batches for r in b.column("idremote").to_pylist()] == [
+        f"C{i}" for i in range(rows)
+    ]
+    assert all(b.num_rows <= batch for b in batches)
+    assert len(batches) <= 2 * -(-rows // batch)  # a run's rest makes one short batch at most
+    if group_rows < batch:
+        assert batches[0].num_rows == batch
