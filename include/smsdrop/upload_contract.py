@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -44,8 +44,9 @@ OPTOUTS_PARAMETER = "optouts"
 #: graph, its result), so 50,000-row batches took twice as long; 500,000 and 1,000,000
 #: were no faster than 250,000 and held more (docs/PERFORMANCE.md).
 BATCH_ROWS = 250_000
-#: Bytes the CSV reader parses at a time (~40,000 records): batches are cut from these.
-READ_BLOCK = 1 << 22
+#: Bytes the CSV reader parses at a time (~10,000 records): batches are cut from these. The
+#: streaming reader reads blocks ahead: 4 MiB ones held ~100 MB more, for no speed.
+READ_BLOCK = 1 << 20
 #: great-expectations' answer shape: counts, and no unexpected values (phone numbers).
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
 
@@ -113,40 +114,90 @@ def check_files(
     per-batch run sees only repeats inside a batch) and, once, ``expect_msisdn_unique_across_files``
     (numbers in more than one file, one count per extra file).
     """
-    if batch_rows < 1:
-        raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
-    numbers = pa.array(optouts.dropna().unique(), pa.large_string())
-    not_null = [a["column"] for kind, a in expectations(rules) if kind.endswith("ToNotBeNull")]
-    result = ContractResult()
-    distinct: list[np.ndarray] = []  # each file's numbers, sorted, once each
-    with _validation(rules) as validate:
+    with Contract(rules, optouts, encoding=encoding, batch_rows=batch_rows) as contract:
         for path in paths:
-            counts: dict[tuple[str, str | None], dict[str, Any]] = {}
-            numbers_in_file: list[np.ndarray] = []
-            reader = _Batches(path, encoding, batch_rows)
-            for batch in reader:
-                frame = _frame(batch, not_null)
-                outcome = validate(frame, _among(numbers, batch.column("msisdn")))
-                for item in outcome.results:
-                    _add(counts, path.name, item, len(frame))
-                numbers_in_file.append(to_int64(batch.column("msisdn")))
-            rows = sum(len(n) for n in numbers_in_file)
-            within, once = _repeats_within(numbers_in_file)
-            distinct.append(once)
-            result.expectations += [
-                *counts.values(),
-                _own_check(path.name, "expect_four_fields", None, rows + reader.malformed,
-                           reader.malformed),
-                _own_check(path.name, "expect_msisdn_unique_within_file", "msisdn", rows, within),
-            ]  # fmt: skip
-            result.files += 1
-            result.rows += rows
-    across = _repeats_across(distinct)
-    result.expectations.append(
-        _own_check("*", "expect_msisdn_unique_across_files", "msisdn", result.rows, across)
-    )
-    result.success = all(e["success"] for e in result.expectations)
-    return result
+            contract.check(path)
+        return contract.finish()
+
+
+class Contract:
+    """The contract checked one file at a time, as the files come (:func:`check_files`
+    for files already written; :mod:`smsdrop.contract_process` while they are written).
+
+    Entering it imports great-expectations and builds the validation, once."""
+
+    def __init__(
+        self,
+        rules: Rules,
+        optouts: pd.Series,
+        *,
+        encoding: str = "utf-8",
+        batch_rows: int = BATCH_ROWS,
+    ) -> None:
+        if batch_rows < 1:
+            raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
+        self.rules, self.encoding, self.batch_rows = rules, encoding, batch_rows
+        self._optouts = pa.array(optouts.dropna().unique(), pa.large_string())
+        self._not_null = [
+            a["column"] for kind, a in expectations(rules) if kind.endswith("ToNotBeNull")
+        ]
+        self._result = ContractResult()
+        self._distinct: list[np.ndarray] = []  # each file's numbers, sorted, once each
+        self._validate: Any = None
+        self._stack = ExitStack()
+
+    def __enter__(self) -> Self:
+        self._validate = self._stack.enter_context(_validation(self.rules))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    @property
+    def files_checked(self) -> int:
+        return self._result.files
+
+    def check(self, path: Path, name: str | None = None) -> None:
+        """Add one file's counts, under ``name`` (its file name by default)."""
+        name = name or path.name
+        counts: dict[tuple[str, str | None], dict[str, Any]] = {}
+        numbers_in_file: list[np.ndarray] = []
+        reader = _Batches(path, self.encoding, self.batch_rows)
+        for batch in reader:
+            frame = _frame(batch, self._not_null)
+            outcome = self._validate(frame, _among(self._optouts, batch.column("msisdn")))
+            for item in outcome.results:
+                _add(counts, name, item, len(frame))
+            numbers_in_file.append(to_int64(batch.column("msisdn")))
+        rows = sum(len(n) for n in numbers_in_file)
+        within, once = _repeats_within(numbers_in_file)
+        self._distinct.append(once)
+        self._result.expectations += [
+            *counts.values(),
+            _own_check(name, "expect_four_fields", None, rows + reader.malformed,
+                       reader.malformed),
+            _own_check(name, "expect_msisdn_unique_within_file", "msisdn", rows, within),
+        ]  # fmt: skip
+        self._result.files += 1
+        self._result.rows += rows
+
+    def finish(self, later_optouts: pd.Series | None = None) -> ContractResult:
+        """The result, with the checks across the files; ``later_optouts``, when given, are
+        opt-outs that arrived after the files were checked: ``expect_msisdn_not_in_later_optouts``
+        counts the campaign's numbers among them."""
+        result = self._result
+        numbers = _across(self._distinct)
+        result.expectations.append(
+            _own_check("*", "expect_msisdn_unique_across_files", "msisdn", result.rows,
+                       _repeats_across(numbers))
+        )  # fmt: skip
+        if later_optouts is not None:
+            result.expectations.append(
+                _own_check("*", "expect_msisdn_not_in_later_optouts", "msisdn", result.rows,
+                           _found(numbers, later_optouts))
+            )  # fmt: skip
+        result.success = all(e["success"] for e in result.expectations)
+        return result
 
 
 @contextmanager
@@ -352,12 +403,28 @@ def _repeats_within(numbers: list[np.ndarray]) -> tuple[int, np.ndarray]:
     return int(np.count_nonzero(repeated)), values[np.concatenate(([True], ~same))[: len(values)]]
 
 
-def _repeats_across(distinct: list[np.ndarray]) -> int:
-    """How many times a number is in one more file (each file's numbers given once); the
-    list is emptied, so the campaign's numbers are held once while they are sorted."""
+def _across(distinct: list[np.ndarray]) -> np.ndarray:
+    """Every file's numbers (each given once per file), sorted; the list is emptied, so the
+    campaign's numbers are held once while they are sorted."""
     if not distinct:
-        return 0
+        return np.zeros(0, np.int64)
     values = np.concatenate(distinct)
     distinct.clear()
     values.sort(kind="stable")  # in place; merges the files' sorted runs
-    return int(np.count_nonzero(values[1:] == values[:-1]))
+    return values
+
+
+def _repeats_across(numbers: np.ndarray) -> int:
+    """How many times a number is in one more file (``numbers`` sorted, once per file)."""
+    return int(np.count_nonzero(numbers[1:] == numbers[:-1]))
+
+
+def _found(numbers: np.ndarray, optouts: pd.Series) -> int:
+    """How many of the sorted ``numbers`` (once per file) are among ``optouts``."""
+    wanted = np.unique(to_int64(optouts.dropna()))
+    wanted = wanted[wanted >= 0]
+    if not len(numbers) or not len(wanted):
+        return 0
+    left = np.searchsorted(numbers, wanted, side="left")
+    right = np.searchsorted(numbers, wanted, side="right")
+    return int((right - left).sum())
