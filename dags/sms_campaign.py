@@ -15,7 +15,9 @@ campaigns listed in `include/nightly_campaigns.yaml` are triggered by `sms_campa
    written; every rejected row saved with its reason in `sms_rejected_rows`. The summary
    is in this task's log and XCom.
 4. **contract** — great-expectations checks the SEND files themselves (E.164, unique
-   numbers, field rules, segments, no opted-out number as of now).
+   numbers, field rules, segments, no opted-out number as of the end of preparation);
+   `prepare` checks each file in a process of its own as soon as it is written, and this
+   task fails the run when a file breaks the contract.
 5. **record_names** — the SEND names recorded as `planned` before any upload; a dry run or an
    audience without a valid recipient plans nothing, and the run ends here.
    **wait_upload_time** (deferrable) — not before the slot less `upload_lead_minutes`
@@ -109,10 +111,10 @@ def sms_campaign() -> None:
         return campaign_tasks.prepare(request, extracted)
 
     @task
-    def contract(request: dict, files: list) -> dict:
+    def contract(summary: dict) -> dict:
         from smsdrop.airflow import campaign_tasks
 
-        return campaign_tasks.contract(request, files)
+        return campaign_tasks.contract(summary)
 
     @task
     def record_names(request: dict, prepared: dict, run_id: str | None = None, ti=None) -> list:
@@ -146,7 +148,7 @@ def sms_campaign() -> None:
 
     request = start()
     prepared = prepare(request, extract(request))
-    checked = contract(request, prepared["files"])
+    checked = contract(prepared["summary"])
     planned = record_names(request, {"files": prepared["files"], "summary": prepared["summary"]})
     checked >> planned
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -32,6 +33,7 @@ from smsdrop import windows
 from smsdrop.account import Account
 from smsdrop.audience import audience_query
 from smsdrop.audience_files import as_frame
+from smsdrop.contract_process import ContractProcess
 from smsdrop.csvfile import MAX_RECORDS, open_private
 from smsdrop.dropbox import FileState, RemoteState
 from smsdrop.errors import InputError
@@ -325,6 +327,8 @@ def prepare_staged(
     timings: dict[str, float] | None = None,
     account: Account | None = None,
     prices: PriceList | None = None,
+    contract: bool = False,
+    contract_usage: dict[str, float] | None = None,
 ) -> Summary:
     """Prepare the staged audience: SEND files and rejects in ``staging``, rejects saved to
     the warehouse (masked), opt-outs taken from the warehouse as they are now, and, for a
@@ -334,6 +338,11 @@ def prepare_staged(
     The cap is counted around the requested send time, or now when none is asked: the
     slot is only known once the audience is read, and the window moves it by hours at most,
     against a span of days.
+
+    With ``contract``, the upload contract is checked on each SEND file as soon as it is
+    written, in a process of its own (:mod:`smsdrop.contract_process`), with the opt-outs
+    that arrived meanwhile checked at the end: ``summary.contract`` is its result
+    (``contract_usage`` gets that process's CPU seconds and peak memory).
 
     A campaign prepared again (not a dry run) first drops the rejects an earlier attempt
     saved, so every row's reason is this attempt's.
@@ -352,21 +361,34 @@ def prepare_staged(
         slot = spec.send_time() or now or datetime.now(UTC)
         capped = warehouse.capped_numbers(cap, slot, spec.campaign_id) if cap else None
     rejected = RejectedRows()
-    summary = prepare(
-        staging / AUDIENCE_FILE,
-        spec,
-        staging,
-        optouts=optouts,
-        now=now,
-        batch_size=batch_rows,
-        timings=timings,
-        max_records=max_records,
-        rejects_to=[WarehouseRejects(open_warehouse, spec.campaign_id, batch_rows), rejected],
-        account=account,
-        prices=prices,
-        capped=capped,
-    )
-    write_row_maps(staging, summary, rejected.rows())
+    with ExitStack() as stack:
+        check = None
+        if contract:
+            check = stack.enter_context(ContractProcess(spec.rules(), optouts))
+        summary = prepare(
+            staging / AUDIENCE_FILE,
+            spec,
+            staging,
+            optouts=optouts,
+            now=now,
+            batch_size=batch_rows,
+            timings=timings,
+            max_records=max_records,
+            rejects_to=[WarehouseRejects(open_warehouse, spec.campaign_id, batch_rows), rejected],
+            account=account,
+            prices=prices,
+            capped=capped,
+            check=check,
+        )
+        write_row_maps(staging, summary, rejected.rows())
+        if check is not None:
+            with open_warehouse() as warehouse:  # what arrived while it was prepared
+                now_optouts = warehouse.optout_numbers()
+            later = now_optouts[~now_optouts.isin(optouts)]
+            names = [str(f["name"]) for f in summary.files]
+            summary.contract = check.result(names, later).as_dict()
+            if contract_usage is not None:
+                contract_usage.update(check.usage)
     return summary
 
 

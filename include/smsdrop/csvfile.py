@@ -216,6 +216,7 @@ class SendFileWriter:
         self.out_dir, self.cap, self.encoding = Path(out_dir), cap, encoding
         self.line_end = LINE_ENDS[line_end]
         self._parts: list[_Part] = []
+        self._reported = 0  # parts already given by completed() or close_parts()
         self._worker: ThreadPoolExecutor | None = None
         self._pending: Future[None] | None = None
 
@@ -233,6 +234,23 @@ class SendFileWriter:
                 self._worker = ThreadPoolExecutor(1, thread_name_prefix="send-file-writer")
             self._pending = self._worker.submit(self._write, part, table.slice(start, take))
             start += take
+
+    def completed(self) -> list[Path]:
+        """The parts filled since the last call, closed: whole, as they will be sent (the
+        last part is not given: its rows may still be in flight). Their names are temporary
+        until :meth:`finish`."""
+        return self._report(self._parts[self._reported : len(self._parts) - 1])
+
+    def close_parts(self) -> list[Path]:
+        """Let the rows in flight land and close every part; the parts not given yet."""
+        self._wait()
+        return self._report(self._parts[self._reported :])
+
+    def _report(self, parts: list[_Part]) -> list[Path]:
+        for part in parts:
+            part.close()
+        self._reported += len(parts)
+        return [part.path for part in parts]
 
     def _write(self, part: _Part, table: pa.Table) -> None:
         data = _record_buffer(table, self.line_end)
@@ -264,7 +282,7 @@ class SendFileWriter:
             final = self.out_dir / name_for(index, count)
             os.replace(part.path, final)
             manifests.append(FileManifest(final.name, part.rows, part.bytes, part.sha.hexdigest()))
-        self._parts = []
+        self._parts, self._reported = [], 0
         return manifests
 
     def abort(self) -> None:
@@ -276,7 +294,7 @@ class SendFileWriter:
         for part in self._parts:
             part.close()
             part.path.unlink(missing_ok=True)
-        self._parts = []
+        self._parts, self._reported = [], 0
 
     def _open_part(self) -> None:
         if len(self._parts) >= MAX_FILES:  # the names could not tell them apart

@@ -76,6 +76,9 @@ class Summary:
     frequency_capped: int = 0
     #: The estimate of the rows kept (``Cost.as_dict()``), when a price list was given.
     cost: dict[str, object] | None = None
+    #: The contract's result on the SEND files (``ContractResult.as_dict()``: counts), when
+    #: it was checked with the preparation (``campaign.prepare_staged(contract=True)``).
+    contract: dict[str, object] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -142,6 +145,16 @@ class RejectsSink(Protocol):
     def write(self, rejects: pa.Table) -> None: ...
 
     def close(self) -> None: ...
+
+
+class FileCheck(Protocol):
+    """What looks at each SEND file once it is whole, under its temporary name, while the
+    next ones are prepared (:class:`smsdrop.contract_process.ContractProcess`)."""
+
+    def submit(self, path: Path) -> None: ...
+
+    def files_done(self) -> None:
+        """Return once every file submitted is checked: the files are renamed next."""
 
 
 class CsvRejects:
@@ -214,6 +227,7 @@ def prepare(
     account: Account | None = None,
     prices: PriceList | None = None,
     capped: np.ndarray | None = None,
+    check: FileCheck | None = None,
 ) -> Summary:
     """Prepare a campaign into ``out_dir``: SEND files, ``rejects.csv`` and ``summary.json``.
 
@@ -231,6 +245,8 @@ def prepare(
     marketing campaign (:meth:`CampaignSpec.marketing`) gets the French window, the mention
     check and the cap. Over ``max_cost``, every SEND file is removed and
     :class:`~smsdrop.pricing.BudgetExceeded` raised: nothing of the campaign is left to send.
+    ``check`` gets each SEND file as soon as it is whole, and is waited for before the files
+    get their names (the contract, checked while the next files are prepared).
     """
     clock = Stopwatch(timings if timings is not None else {})
     # Refuse a bad SERVICEID or CAMPAIGNID before reading a single audience row.
@@ -343,6 +359,10 @@ def prepare(
             with clock("write"):
                 kept = checked.table.filter(pa.array(keep))
                 writer.write(kept.select(list(SEND_FIELDS)))
+                for path in writer.completed() if check is not None else ():
+                    check.submit(path)
+                    # the memory the file took goes back: the check runs beside us
+                    pa.default_memory_pool().release_unused()
             with clock("rejects"):
                 _count(kept.column("encoding"), encodings)
                 _count(kept.column("country"), countries)
@@ -369,6 +389,13 @@ def prepare(
                 naming.FileKind.SEND, campaign.service_id, slot, ids[count][index]
             ).name
 
+        with clock("write"):
+            parts = writer.close_parts()
+        if check is not None:
+            for path in parts:
+                check.submit(path)
+            with clock("contract"):
+                check.files_done()
         with clock("write"):
             manifests: list[FileManifest] = writer.finish(name_for)
     except BaseException as error:

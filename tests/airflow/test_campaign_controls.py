@@ -213,3 +213,32 @@ def test_start_refuses_what_the_account_does_not_allow(
     with pytest.raises(AirflowFailException) as refused:
         start({**CONF, "send_at": None, **asked}, "manual__t")
     assert str(refused.value) == message
+
+
+def test_the_contract_task_fails_the_run_on_what_prepare_found(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The contract is checked beside ``prepare``; the ``contract`` task is its gate: every
+    count in its log, a broken contract a failure without retry naming the file and check."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from smsdrop.airflow.campaign_tasks import contract
+
+    def item(expectation: str, unexpected: int) -> dict[str, Any]:
+        return {"file": "SEND-1.csv", "expectation": expectation, "column": "msisdn",
+                "success": unexpected == 0, "element_count": 4, "unexpected_count": unexpected}  # fmt: skip
+
+    good = {"success": True, "files": 1, "rows": 4,
+            "expectations": [item("expect_column_values_to_not_be_null", 0)]}  # fmt: skip
+    assert contract({"contract": good}) == good
+    broken = {**good, "success": False,
+              "expectations": [*good["expectations"], item("expect_msisdn_unique_within_file", 2)]}  # fmt: skip
+    with caplog.at_level("INFO"), pytest.raises(AirflowFailException) as failed:
+        contract({"contract": broken})
+    assert str(failed.value) == (
+        "data contract broken: SEND-1.csv: expect_msisdn_unique_within_file(msisdn) failed "
+        "for 2 of 4 rows"
+    )
+    assert "contract SEND-1.csv expect_msisdn_unique_within_file(msisdn): FAILED, 2" in caplog.text
+    with pytest.raises(AirflowFailException, match="prepare the campaign again"):
+        contract({"summary without": "a contract"})

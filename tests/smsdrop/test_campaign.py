@@ -170,3 +170,49 @@ def test_a_campaign_prepared_again_keeps_only_this_attempts_rejects(tmp_path: Pa
     with DuckDBWarehouse(path) as wh:  # the opt-out is withdrawn before the next attempt
         wh.query_frame("DELETE FROM sms_optouts RETURNING msisdn")
     assert attempt() == [(3, "MSISDN_INVALID")]
+
+
+def test_the_contract_beside_preparation_sees_an_opt_out_that_arrived_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """``prepare_staged(contract=True)``: the files are checked in a process of their own as
+    they are written; an opt-out stored while the campaign was being prepared (here, when
+    the rejects are saved) is found at the end, by number, and breaks the contract."""
+    from datetime import UTC, datetime
+
+    from campaigns import campaign_spec
+
+    from smsdrop.campaign import AUDIENCE_FILE, prepare_staged
+    from smsdrop.warehouse import DuckDBWarehouse
+
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    numbers = [f"+336123456{i:02d}" for i in range(12)]
+    pd.DataFrame({"idremote": [f"A{i}" for i in range(12)], "msisdn": [*numbers[:11], "12"]}
+                 ).to_parquet(staging / AUDIENCE_FILE)  # fmt: skip
+    path = tmp_path / "warehouse.duckdb"
+    with DuckDBWarehouse(path) as wh:
+        wh.migrate()
+    opened = []
+
+    def open_warehouse() -> DuckDBWarehouse:
+        warehouse = DuckDBWarehouse(path)
+        opened.append(1)
+        if len(opened) == 2:  # the rejects' save, mid-preparation
+            with DuckDBWarehouse(path) as other:
+                other.upsert_optouts(pd.DataFrame({"msisdn": [numbers[4]]}), "import")
+        return warehouse
+
+    spec = campaign_spec(message="Promo STOP au 36111", sender="SHOP")
+    now = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    summary = prepare_staged(open_warehouse, spec, staging, now=now, max_records=4,
+                             contract=True)  # fmt: skip
+    contract = summary.contract
+    assert contract is not None and [f["rows"] for f in summary.files] == [4, 4, 3]
+    assert contract["files"] == 3 and contract["rows"] == 11 == summary.valid
+    failed = [(e["file"], e["expectation"], e["unexpected_count"])
+              for e in contract["expectations"] if not e["success"]]  # fmt: skip
+    assert failed == [("*", "expect_msisdn_not_in_later_optouts", 1)]
+    names = {e["file"] for e in contract["expectations"]}
+    assert names == {f["name"] for f in summary.files} | {"*"}
+    assert not list(staging.glob("*.partial"))

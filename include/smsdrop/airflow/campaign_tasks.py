@@ -236,6 +236,7 @@ def prepare(request: dict[str, Any], extracted: dict[str, Any]) -> dict[str, Any
                 max_records=MAX_RECORDS,
                 account=account(),
                 prices=prices(),
+                contract=True,
             )
         except BudgetExceeded as error:  # the SEND files are gone: nothing can be uploaded
             raise AirflowFailException(f"budget stop: {error.reason}") from None
@@ -274,23 +275,15 @@ def cost_line(cost: dict[str, Any], dry_run: bool = False) -> str:
     )
 
 
-def contract(request: dict[str, Any], files: list[dict[str, Any]]) -> dict[str, Any]:
-    """The great-expectations contract on the SEND files, with the opt-outs as they are
-    now; fails the run (no retry) when the files break it."""
-    from contextlib import ExitStack
-
-    from smsdrop.upload_contract import check_files
-
-    req = _spec(request)
-    if not files:
-        log.info("no SEND file: nothing to check")
-        return {"success": True, "files": 0, "rows": 0, "expectations": []}
-    with warehouse_from_connection(WAREHOUSE_CONN_ID) as warehouse:
-        optouts = warehouse.optout_numbers()
-    with ExitStack() as stack:
-        paths = [stack.enter_context(staging.local_file(f["local_path"])) for f in files]
-        result = check_files(paths, req.rules(), optouts)
-    for item in result.expectations:
+def contract(summary: dict[str, Any]) -> dict[str, Any]:
+    """The great-expectations contract on the SEND files, as ``prepare`` checked it beside
+    the preparation (each file as soon as it was written, the opt-outs that arrived
+    meanwhile at the end: :mod:`smsdrop.contract_process`); fails the run (no retry) when
+    the files break it."""
+    result = summary.get("contract")
+    if result is None:  # a summary from before the contract was checked beside prepare
+        raise AirflowFailException("no data contract result: prepare the campaign again")
+    for item in result["expectations"]:
         log.info(
             "contract %s %s(%s): %s, %d unexpected of %d",
             item["file"],
@@ -300,9 +293,12 @@ def contract(request: dict[str, Any], files: list[dict[str, Any]]) -> dict[str, 
             item["unexpected_count"],
             item["element_count"],
         )
-    if not result.success:
-        raise AirflowFailException(f"data contract broken: {result.describe_failures()}")
-    return result.as_dict()
+    if not result["success"]:
+        from smsdrop.upload_contract import ContractResult
+
+        failures = ContractResult(**result).describe_failures()
+        raise AirflowFailException(f"data contract broken: {failures}")
+    return result
 
 
 def record_names(
