@@ -67,7 +67,11 @@ class ContractProcess:
         self.usage: dict[str, float] = {}  # the process's CPU seconds and peak RSS (MB)
         numbers = optouts.dropna().astype(str).tolist()
         settings = {"long_sms": rules.long_sms, "encoding": encoding, "batch_rows": batch_rows}
-        self._send({**settings, "optouts": numbers})
+        try:
+            self._send({**settings, "optouts": numbers})
+        except BaseException:  # not started as it should: no process left behind
+            self.close()
+            raise
 
     def __enter__(self) -> Self:
         return self
