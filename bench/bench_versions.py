@@ -104,7 +104,8 @@ def compare_pipelines(old: Path, new: Path, rows: int, repeat: int) -> None:
     for key in (*PIPELINE_STAGES, "total", "peak_mb"):
         old_v = statistics.median(r[key] for r in runs["old"])
         new_v = statistics.median(r[key] for r in runs["new"])
-        print(f"{key:9} old {old_v:8.1f}  new {new_v:8.1f}  old/new {old_v / new_v:5.2f}")
+        ratio = f"{old_v / new_v:5.2f}" if new_v else "    –"  # a stage that costs nothing now
+        print(f"{key:9} old {old_v:8.1f}  new {new_v:8.1f}  old/new {ratio}")
 
 
 def main() -> None:
