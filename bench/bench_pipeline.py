@@ -7,9 +7,13 @@ the domain functions directly, without Airflow, for 1,000,000 and 10,000,000 rec
    of 1,000,000 rows (a seed per chunk, customer keys numbered on) into the ``audience``
    table of a DuckDB warehouse file, ~1 % of the numbers as earlier opt-outs;
 2. **extract**: ``campaign.extract_audience`` into the staging folder (Parquet);
-3. **prepare**: ``campaign.prepare_staged`` (SEND files, rejects to the warehouse), with
-   ``prepare``'s own sub-stage timings;
-4. **contract**: ``contract.check_files`` on the SEND files with the warehouse's opt-outs;
+3. **prepare**: ``campaign.prepare_staged(contract=True)`` (SEND files, rejects to the
+   warehouse, the contract checked beside it in its own process), with ``prepare``'s own
+   sub-stage timings;
+4. **contract**: the task's gate on that result; then, as the baseline in the same child,
+   **prepare_alone** (without the contract) and **contract_after** (``check_files`` on its
+   files, great-expectations imported in the stage: the contract task before session 10);
+   the contract's cost is ``prepare - prepare_alone + contract``;
 5. **upload**: per SEND file what one mapped ``upload`` task does: a new
    ``MTargetHook`` session, ``remote_state``, ``upload_atomic`` — one file after another
    (the mapped tasks on a 2-core worker), then again with 2 uploads at a time (2 worker
@@ -17,7 +21,9 @@ the domain functions directly, without Airflow, for 1,000,000 and 10,000,000 rec
 
 The pipeline runs in a fresh subprocess per size, stage after stage as the tasks do (each
 opens the warehouse itself); its peak RSS is read from VmHWM, reset before each stage
-(``/proc/self/clear_refs``) so each stage's own peak is known too. The server is the
+(``/proc/self/clear_refs``) so each stage's own peak is known too, and the process's RSS
+with its children's (the contract process) is sampled every 20 ms (``BENCH_RSS_TRACE=dir``
+writes each stage's samples there). The server is the
 sandbox in its own process (``smsdrop sandbox serve``, as bench/bench_transfer.py starts it);
 files go to a scratch folder it never processes (the provider is another machine: its
 work is not ours to time). Target (the issue): 10,000,000 recipients prepared and uploaded
