@@ -4,6 +4,7 @@ bad file named, and no process left behind whatever happens."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -174,3 +175,41 @@ def test_prepare_gives_each_file_once_whole_before_the_files_are_renamed(
     assert recorder.done_with == parts  # every file checked before any is renamed
     assert [f["rows"] for f in summary.files] == [3, 3, 3, 2]
     assert not list(out.glob("*.partial"))
+
+
+def test_a_killed_preparation_leaves_no_contract_process_behind(tmp_path: Path) -> None:
+    """A worker killed mid-preparation (SIGKILL: no ``finally`` runs): the contract process
+    sees its stdin close and ends by itself."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    part = send_file(tmp_path, "a.csv", good_rows(3))
+    script = (
+        "import sys, time, pandas as pd\n"
+        "from pathlib import Path\n"
+        "from smsdrop.contract_process import ContractProcess\n"
+        "from smsdrop.record_rules import Rules\n"
+        "process = ContractProcess(Rules(), pd.Series([], dtype='string'))\n"
+        f"process.submit(Path({str(part)!r}))\n"
+        "print(process._process.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        child = int(parent.stdout.readline())  # type: ignore[union-attr]
+        assert not gone(child)
+        parent.send_signal(signal.SIGKILL)  # the parent only: its child lives on, orphaned
+        parent.wait(10)
+        deadline = time.monotonic() + 60
+        while not gone(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert gone(child)
+    finally:  # whatever is left of its process group (the child too, had it lived on)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        parent.stdout.close()  # type: ignore[union-attr]
