@@ -508,3 +508,45 @@ def test_the_hooks_offer_no_weak_algorithm_to_openssh(tmp_path: Path, keys, conn
         offered = proposal["ciphers"] + proposal["MACs"]
         assert not [name for name in offered if any(mark in name for mark in WEAK)], proposal
         assert not [k for k in proposal["KEX algorithms"] if k.endswith("-sha1")], proposal
+
+
+@pytest.fixture
+def slow_logins(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The sandbox answers a login's key only after the given seconds (one entry per slow
+    login still to make): a provider too loaded to answer in time."""
+    import asyncio
+
+    from smsdrop.sandbox.server import SandboxSSHServer
+
+    delays = [3.0]
+    answer = SandboxSSHServer.validate_public_key
+
+    async def validate_public_key(self: SandboxSSHServer, username: str, key: object) -> bool:
+        if delays:
+            await asyncio.sleep(delays.pop())
+        return await answer(self, username, key)
+
+    monkeypatch.setattr(SandboxSSHServer, "validate_public_key", validate_public_key)
+    return delays
+
+
+def test_a_login_not_answered_in_time_is_retried_not_taken_for_a_refusal(
+    sandbox, connect, slow_logins
+) -> None:
+    """paramiko calls a login unanswered within ``auth_timeout`` an authentication failure
+    ("Authentication timeout."); the hook tells it from a refusal and tries again."""
+    from smsdrop.airflow.exceptions import MTargetAuthError
+
+    connect(sandbox.port)  # one attempt: the timeout is the hook's error
+    hook = MTargetHook()
+    hook.auth_timeout = 1
+    with pytest.raises(MTargetTransferError, match="did not answer the login within 1 s") as raised:
+        hook.list_reports()
+    assert not isinstance(raised.value, MTargetAuthError)
+    slow_logins.append(3.0)
+    connect(sandbox.port, connect_attempts=2)
+    hook = MTargetHook()
+    hook.auth_timeout = 1
+    assert hook.list_reports() == []  # the second attempt is answered at once
+    assert slow_logins == []
+    assert not sandbox.events("auth_failed")  # nothing was ever refused

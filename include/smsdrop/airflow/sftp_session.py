@@ -10,9 +10,10 @@ base of :class:`~smsdrop.airflow.hooks.MTargetHook` adds, and why:
   (the provider takes real money for every file it receives: talking to an impostor is
   not an option).
 * **No retry storm.** Paramiko's login errors are never retried (the provider could lock the
-  account); only connection-level errors are, ``connect_attempts`` times, a connection
-  that ends during the login before the server answered it included (paramiko calls that
-  an authentication failure too: :func:`dropped_during_login`). Refusals raise
+  account); only connection-level errors are, ``connect_attempts`` times, a login the
+  server never answered included: the connection ended during it, or no answer came within
+  ``auth_timeout`` (paramiko calls both an authentication failure: :func:`unanswered_login`).
+  Refusals raise
   :class:`~smsdrop.airflow.exceptions.MTargetFailure`, which fails the task without retries.
   ``look_for_keys`` is off unless asked: only the connection's own credentials are offered.
 * **Managed connections only.** ``SFTPHook.get_conn()`` can hand back a client closed by an
@@ -459,12 +460,10 @@ class PinnedSFTPHook(SFTPHook):
         try:
             client.connect(**kwargs, transport_factory=LoginTransport)
         except paramiko.AuthenticationException as error:
-            dropped = dropped_during_login(client)
+            unanswered = unanswered_login(client)
             client.close()
-            if dropped:  # a connection failure like any other: retried
-                raise ConnectionResetError(
-                    "the server closed the connection during the login, before answering it"
-                ) from error
+            if unanswered:  # a connection failure like any other: retried
+                raise ConnectionResetError(unanswered) from error
             raise
         except BaseException:
             client.close()
@@ -672,30 +671,41 @@ class PinnedSFTPHook(SFTPHook):
         return length
 
 
-def dropped_during_login(client: paramiko.SSHClient) -> bool:
-    """Whether paramiko's ``AuthenticationException`` means the connection ended before the
-    server answered the login (a provider restarting, a cut connection), not a refusal.
+def unanswered_login(client: paramiko.SSHClient) -> str | None:
+    """Why paramiko's ``AuthenticationException`` means the server never answered the
+    login (a provider restarting or overloaded, a cut connection), not a refusal; None for
+    a refusal.
 
-    paramiko raises the same exception for both ("transport shut down or saw EOF"). Only a
-    refusal must not be retried (each one may count towards locking the account); the other
-    is a connection failure. Its auth handler forgets the login's user name when a refusal
-    arrives (``_parse_userauth_failure``): a dead transport whose handler still holds the
-    name, and whose server sent no disconnect message (:class:`LoginTransport`), was never
-    answered. A refusal, or a disconnect in place of one, stays a refusal.
+    paramiko raises the same exception for a refusal, for a connection that ended during
+    the login ("transport shut down or saw EOF") and for no answer within ``auth_timeout``
+    ("Authentication timeout."). Only a refusal must not be retried (each one may count
+    towards locking the account); the others are connection failures. Its auth handler
+    forgets the login's user name when any answer arrives (``_parse_userauth_failure``):
+    a handler that still holds it, on a server that sent no disconnect message
+    (:class:`LoginTransport`), was never answered. A refusal, or a disconnect in place of
+    one, stays a refusal.
     """
     transport = client.get_transport()
-    if transport is None or transport.is_active():
-        return False
+    if transport is None:
+        return None
     if isinstance(transport, LoginTransport) and transport.server_disconnected:
-        return False  # the server ended the login itself (too many failures, say)
+        return None  # the server ended the login itself (too many failures, say)
     handler = getattr(transport, "auth_handler", None)
-    return handler is not None and getattr(handler, "username", None) is not None
+    if handler is None or getattr(handler, "username", None) is None:
+        return None
+    if getattr(handler, "authenticated", False):
+        return None
+    if transport.is_active():
+        waited = getattr(transport, "auth_timeout", None)
+        within = f"within {waited:g} s" if isinstance(waited, int | float) else "in time"
+        return f"the server did not answer the login {within}"
+    return "the server closed the connection during the login, before answering it"
 
 
 class LoginTransport(paramiko.Transport):
     """paramiko's transport, remembering whether the server sent a disconnect message
     (paramiko only logs it): a server that ends a refused login with one has answered it,
-    where a connection that just ends has not (:func:`dropped_during_login`)."""
+    where a connection that just ends has not (:func:`unanswered_login`)."""
 
     server_disconnected = False
 
