@@ -364,7 +364,7 @@ def prepare_staged(
     with ExitStack() as stack:
         check = None
         if contract:
-            check = stack.enter_context(ContractProcess(spec.rules(), optouts))
+            check = stack.enter_context(ContractProcess(spec.rules(), optouts, folder=staging))
         summary = prepare(
             staging / AUDIENCE_FILE,
             spec,

@@ -11,7 +11,8 @@ and only the last file's check is left once preparation ends (docs/PERFORMANCE.m
 
 It is the same contract on the same files, read back from disk by another process; the
 opt-outs arrived while the files were prepared are checked once they are all written
-(``later_optouts``). The process talks JSON lines: on stdin the settings, then
+(``later_optouts``). The process talks JSON lines: on stdin the settings (the opt-out
+list as the path of an Arrow file, removed when the parent closes), then
 ``{"file": path}`` per file, ``{"files_done": true}`` (answered once every file is
 checked) and ``{"end": …}`` with the later opt-outs (answered with the result). When
 stdin closes before ``end`` (its parent went away), it stops after the file in hand.
@@ -23,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import IO, Any, Self
 
@@ -54,6 +56,7 @@ class ContractProcess:
         *,
         encoding: str = "utf-8",
         batch_rows: int = BATCH_ROWS,
+        folder: Path | None = None,
     ) -> None:
         self._process = subprocess.Popen(
             COMMAND,
@@ -65,10 +68,11 @@ class ContractProcess:
         )
         self._submitted: list[str] = []
         self.usage: dict[str, float] = {}  # the process's CPU seconds and peak RSS (MB)
-        numbers = optouts.dropna().astype(str).tolist()
+        self._optouts: Path | None = None
         settings = {"long_sms": rules.long_sms, "encoding": encoding, "batch_rows": batch_rows}
         try:
-            self._send({**settings, "optouts": numbers})
+            self._optouts = _write_numbers(optouts, folder)
+            self._send({**settings, "optouts": str(self._optouts)})
         except BaseException:  # not started as it should: no process left behind
             self.close()
             raise
@@ -105,7 +109,10 @@ class ContractProcess:
         return result
 
     def close(self) -> None:
-        """Stop the process (at once when it is still working) and reap it."""
+        """Stop the process (at once when it is still working), reap it, and remove the
+        opt-out list it was given (personal data)."""
+        if self._optouts is not None:
+            self._optouts.unlink(missing_ok=True)
         process = self._process
         if process.stdin is not None and not process.stdin.closed:
             try:
@@ -142,6 +149,28 @@ class ContractProcess:
         return answer
 
 
+def _write_numbers(numbers: pd.Series, folder: Path | None) -> Path:
+    """``numbers`` as an Arrow IPC file (0600) in ``folder`` (the system's temporary one by
+    default), for the process to read: millions of opt-outs as a JSON list would cost
+    hundreds of MB of Python strings on both sides."""
+    handle, name = tempfile.mkstemp(prefix=".contract-optouts-", suffix=".arrow", dir=folder)
+    path = Path(name)
+    try:
+        table = pa.table({"msisdn": pa.array(numbers.dropna(), pa.large_string())})
+        with os.fdopen(handle, "wb") as out, pa.ipc.new_file(out, table.schema) as writer:
+            writer.write_table(table)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _read_numbers(path: Path) -> pd.Series:
+    with pa.OSFile(str(path)) as source:
+        column = pa.ipc.open_file(source).read_all().column("msisdn")
+    return pd.Series(pd.array(column, dtype="string[pyarrow]"))
+
+
 def _child_env() -> dict[str, str]:
     """The environment, with our package importable whatever the parent's ``sys.path``, and
     pyarrow's allocator (mimalloc) giving freed memory back at once: the process runs
@@ -166,7 +195,7 @@ def serve(requests: IO[str], answers: IO[str]) -> int:
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
     rules = Rules(long_sms=bool(settings["long_sms"]))
-    optouts = pd.Series(settings["optouts"], dtype="string[pyarrow]")
+    optouts = _read_numbers(Path(settings["optouts"]))
     contract = Contract(
         rules, optouts, encoding=settings["encoding"], batch_rows=int(settings["batch_rows"])
     )

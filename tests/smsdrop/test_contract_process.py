@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from smsdrop.contract_process import ContractFailed, ContractProcess, serve
+from smsdrop.contract_process import ContractFailed, ContractProcess, _write_numbers, serve
 from smsdrop.errors import InputError
 from smsdrop.prepare import prepare
 from smsdrop.record_rules import Rules
@@ -64,6 +64,20 @@ def test_the_process_finds_what_the_contract_after_preparation_finds(tmp_path: P
     )
     assert beside.rows == 10 and beside.files == 2 and not beside.success
     assert process.usage["cpu_seconds"] > 0 and process.usage["peak_mb"] > 0
+
+
+def test_the_opt_out_list_goes_over_as_a_private_file_removed_at_the_end(tmp_path: Path) -> None:
+    part = send_file(tmp_path, "a.csv", good_rows(3))
+    folder = tmp_path / "staging"
+    folder.mkdir()
+    with ContractProcess(Rules(), pd.Series(["+33612345601", None]), folder=folder) as process:
+        (given,) = folder.iterdir()
+        assert oct(given.stat().st_mode & 0o777) == "0o600"
+        process.submit(part)
+        process.files_done()
+        result = process.result(["a.csv"])
+    assert broken(result) == {("a.csv", "expect_column_values_to_not_be_in_set", "msisdn"): 1}
+    assert not list(folder.iterdir())
 
 
 def test_the_files_get_their_final_names_in_the_result(tmp_path: Path) -> None:
@@ -124,7 +138,8 @@ def test_a_process_that_dies_is_a_contract_failure_not_a_hang(tmp_path: Path) ->
 
 def test_without_its_end_the_process_answers_nothing_and_fails(tmp_path: Path) -> None:
     part = send_file(tmp_path, "a.csv", good_rows(3))
-    settings = {"long_sms": False, "encoding": "utf-8", "batch_rows": 2, "optouts": []}
+    numbers = _write_numbers(pd.Series(["+33612345603"]), tmp_path)
+    settings = {"long_sms": False, "encoding": "utf-8", "batch_rows": 2, "optouts": str(numbers)}
     requests = io.StringIO(f"{json.dumps(settings)}\n{json.dumps({'file': str(part)})}\n")
     answers = io.StringIO()
     assert serve(requests, answers) == 1
