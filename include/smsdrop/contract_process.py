@@ -67,6 +67,7 @@ class ContractProcess:
             encoding="utf-8",
         )
         self._submitted: list[str] = []
+        self._answered = False
         self.usage: dict[str, float] = {}  # the process's CPU seconds and peak RSS (MB)
         self._optouts: Path | None = None
         settings = {"long_sms": rules.long_sms, "encoding": encoding, "batch_rows": batch_rows}
@@ -101,6 +102,7 @@ class ContractProcess:
         later = [] if later_optouts is None else later_optouts.dropna().astype(str).tolist()
         self._send({"end": True, "later_optouts": later})
         answer = self._receive("result")
+        self._answered = True  # it ends by itself now
         self.usage = answer["usage"]
         result = ContractResult(**answer["result"])
         final = dict(zip(self._submitted, names, strict=True))
@@ -118,6 +120,11 @@ class ContractProcess:
             try:
                 process.stdin.close()
             except BrokenPipeError:
+                pass
+        if self._answered:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 pass
         if process.poll() is None:
             process.kill()

@@ -228,3 +228,12 @@ def test_a_killed_preparation_leaves_no_contract_process_behind(tmp_path: Path) 
             os.killpg(parent.pid, signal.SIGKILL)
         parent.wait(10)
         parent.stdout.close()  # type: ignore[union-attr]
+
+
+def test_a_process_that_answered_ends_by_itself(tmp_path: Path) -> None:
+    part = send_file(tmp_path, "a.csv", good_rows(2))
+    with ContractProcess(Rules(), NO_OPTOUTS) as process:
+        process.submit(part)
+        process.files_done()
+        assert process.result(["a.csv"]).success
+    assert process._process.returncode == 0  # it returned, it was not killed
