@@ -1,4 +1,5 @@
-"""Runs on the written SEND files, before their upload: the DAG's ``contract`` task.
+"""Runs on the written SEND files, before their upload: beside the DAG's ``prepare`` task,
+each file as soon as it is written (:mod:`smsdrop.contract_process`).
 
 The data contract on what is about to be sent, checked with great-expectations.
 
@@ -45,7 +46,7 @@ OPTOUTS_PARAMETER = "optouts"
 #: were no faster than 250,000 and held more (docs/PERFORMANCE.md).
 BATCH_ROWS = 250_000
 #: Bytes the CSV reader parses at a time (~10,000 records): batches are cut from these. The
-#: streaming reader reads blocks ahead: 4 MiB ones held ~100 MB more, for no speed.
+#: streaming reader reads blocks ahead: 4 MiB ones held ~60 MB more, for no speed.
 READ_BLOCK = 1 << 20
 #: great-expectations' answer shape: counts, and no unexpected values (phone numbers).
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
