@@ -14,7 +14,7 @@ opt-outs arrived while the files were prepared are checked once they are all wri
 (``later_optouts``). The process talks JSON lines: on stdin the settings (the opt-out
 list as the path of an Arrow file, removed when the parent closes), then
 ``{"file": path}`` per file, ``{"files_done": true}`` (answered once every file is
-checked) and ``{"end": …}`` with the later opt-outs (answered with the result). When
+checked) and ``{"end": …}`` with the later opt-outs' file (answered with the result). When
 stdin closes before ``end`` (its parent went away), it stops after the file in hand.
 """
 
@@ -69,11 +69,11 @@ class ContractProcess:
         self._submitted: list[str] = []
         self._answered = False
         self.usage: dict[str, float] = {}  # the process's CPU seconds and peak RSS (MB)
-        self._optouts: Path | None = None
+        self._folder = folder
+        self._given: list[Path] = []  # the opt-out lists written for it (personal data)
         settings = {"long_sms": rules.long_sms, "encoding": encoding, "batch_rows": batch_rows}
         try:
-            self._optouts = _write_numbers(optouts, folder)
-            self._send({**settings, "optouts": str(self._optouts)})
+            self._send({**settings, "optouts": self._numbers_file(optouts)})
         except BaseException:  # not started as it should: no process left behind
             self.close()
             raise
@@ -99,8 +99,8 @@ class ContractProcess:
         files were submitted); ``later_optouts`` are the opt-outs that arrived meanwhile."""
         if len(names) != len(self._submitted):
             raise ValueError(f"{len(self._submitted)} files checked, {len(names)} names given")
-        later = [] if later_optouts is None else later_optouts.dropna().astype(str).tolist()
-        self._send({"end": True, "later_optouts": later})
+        later = later_optouts if later_optouts is not None else pd.Series([], dtype="string")
+        self._send({"end": True, "later_optouts": self._numbers_file(later)})
         answer = self._receive("result")
         self._answered = True  # it ends by itself now
         self.usage = answer["usage"]
@@ -112,9 +112,9 @@ class ContractProcess:
 
     def close(self) -> None:
         """Stop the process (at once when it is still working), reap it, and remove the
-        opt-out list it was given (personal data)."""
-        if self._optouts is not None:
-            self._optouts.unlink(missing_ok=True)
+        opt-out lists it was given (personal data)."""
+        for path in self._given:
+            path.unlink(missing_ok=True)
         process = self._process
         if process.stdin is not None and not process.stdin.closed:
             try:
@@ -131,6 +131,11 @@ class ContractProcess:
         process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+    def _numbers_file(self, numbers: pd.Series) -> str:
+        path = _write_numbers(numbers, self._folder)
+        self._given.append(path)
+        return str(path)
 
     def _send(self, message: dict[str, Any]) -> None:
         stdin = self._process.stdin
@@ -217,12 +222,11 @@ def serve(requests: IO[str], answers: IO[str]) -> int:
                     answer = {"error": error.reason, "file": error.file, "line": error.line}
                     _answer(answers, answer)
                     return 0
-                pa.default_memory_pool().release_unused()  # ~200 MB cached: prepare's core
+                pa.default_memory_pool().release_unused()  # ~200 MB cached: prepare needs it
             elif "files_done" in request:
                 _answer(answers, {"checked": contract.files_checked})
             elif "end" in request:
-                later = pd.Series(request["later_optouts"], dtype="string[pyarrow]")
-                result = contract.finish(later)
+                result = contract.finish(_read_numbers(Path(request["later_optouts"])))
                 _answer(answers, {"result": result.as_dict(), "usage": _usage()})
                 return 0
     return 1  # the parent went away before the end
