@@ -118,6 +118,7 @@ class TreeRss:
 
     def __init__(self) -> None:
         self.peak = 0.0
+        self.samples: list[tuple[float, float, float]] = []  # seconds in, own MB, children's
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -131,7 +132,6 @@ class TreeRss:
 
     def _sample(self) -> None:
         start = time.perf_counter()
-        self.samples: list[tuple[float, float, float]] = []
         while not self._stop.wait(0.02):
             own, children = _rss_mb(os.getpid()), sum(_rss_mb(c) for c in _children())
             self.peak = max(self.peak, own + children)
